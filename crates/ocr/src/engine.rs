@@ -1,0 +1,95 @@
+//! The public engine: ORT, three sessions, decode, the chosen profile's flow.
+
+use std::time::Instant;
+
+use crate::ctc::Charset;
+use crate::decode::decode;
+use crate::pipeline::Pipeline;
+use crate::runtime::{environment, providers_available, Model};
+use crate::{Device, EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings, TaskOptions};
+
+pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
+pub const CLS_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_infer.onnx";
+pub const REC_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
+
+pub struct Engine {
+    pipeline: Pipeline,
+    info: EngineInfo,
+    trace: TaskTrace,
+}
+
+/// The model input shapes (NCHW) of the last task, for parity checks and debugging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TaskTrace {
+    pub det: Vec<[usize; 4]>,
+    pub cls: Vec<[usize; 4]>,
+    pub rec: Vec<[usize; 4]>,
+}
+
+impl Engine {
+    /// Loads ONNX Runtime (once per process) and the three models.
+    pub fn new(opts: &EngineOptions) -> Result<Engine, OcrError> {
+        let (env, version) = environment(&opts.ort_dylib)?;
+        let dir = &opts.model_dir;
+        let det = Model::load(env, &dir.join(DET_MODEL), opts, "det")?;
+        let cls = Model::load(env, &dir.join(CLS_MODEL), opts, "cls")?;
+        let rec = Model::load(env, &dir.join(REC_MODEL), opts, "rec")?;
+        let dict = rec.metadata("character").ok_or_else(|| {
+            OcrError::Setup(format!(
+                "{REC_MODEL} has no \"character\" metadata (the dictionary); use the PP-OCRv4 rec model from rapidocr_onnxruntime 1.4.4"
+            ))
+        })?;
+        let charset = Charset::from_metadata(&dict);
+        log::debug!("rec dictionary: {} entries", charset.entries());
+        let info = EngineInfo {
+            ort_version: version.to_string(),
+            providers_available: providers_available(),
+            device: match opts.device {
+                Device::Cpu => "cpu".to_string(),
+                Device::Cuda(n) => format!("cuda:{n}"),
+            },
+            models: vec![DET_MODEL.into(), CLS_MODEL.into(), REC_MODEL.into()],
+        };
+        Ok(Engine {
+            pipeline: Pipeline::new(det, cls, rec, charset),
+            info,
+            trace: TaskTrace::default(),
+        })
+    }
+
+    pub fn info(&self) -> EngineInfo {
+        self.info.clone()
+    }
+
+    /// Model input shapes of the last `run`.
+    pub fn last_trace(&self) -> &TaskTrace {
+        &self.trace
+    }
+
+    /// OCRs one image. Bad input is an `InvalidInput` error; the engine stays usable.
+    pub fn run(&mut self, input: ImageInput<'_>, task: &TaskOptions) -> Result<OcrOutput, OcrError> {
+        let t0 = Instant::now();
+        let mut t = StageTimings::default();
+        self.trace = TaskTrace::default();
+        let img = decode(input, task.profile, &task.limits)?;
+        t.decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let lines = match task.profile {
+            Profile::Reference => self.pipeline.run_reference(&img, &task.limits, &mut t),
+            Profile::Default => self.pipeline.run_default(&img, &task.limits, &mut t),
+        };
+        self.pipeline.trim();
+        self.trace = TaskTrace {
+            det: self.pipeline.det.take_shapes(),
+            cls: self.pipeline.cls.take_shapes(),
+            rec: self.pipeline.rec.take_shapes(),
+        };
+        let lines = lines?;
+        t.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+        Ok(OcrOutput {
+            lines,
+            width: img.width(),
+            height: img.height(),
+            timings: t,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! PP-OCR (det → cls → rec) on ONNX Runtime through `ort`, for the worker process.
+//!
+//! Pure Rust, no pyo3. Two profiles: [`Profile::Reference`] reproduces RapidOCR 1.4.4
+//! (including its known defects, for parity), [`Profile::Default`] keeps the models and
+//! fixes those defects (see `docs/profiles.md`).
+
+mod cls;
+mod ctc;
+mod db_postprocess;
+mod decode;
+mod det;
+mod engine;
+mod error;
+pub mod geometry;
+mod normalize;
+mod pipeline;
+mod rec;
+mod runtime;
+mod sizing;
+mod types;
+
+pub use engine::{Engine, TaskTrace, CLS_MODEL, DET_MODEL, REC_MODEL};
+pub use error::OcrError;
+pub use types::*;

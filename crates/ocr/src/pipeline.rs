@@ -1,0 +1,338 @@
+//! The two flows (reference and default) over the three models.
+
+use std::time::Instant;
+
+use image::RgbImage;
+
+use crate::cls::{self, classify};
+use crate::ctc::Charset;
+use crate::det::{border_colour, detect, Canvas};
+use crate::geometry::{crop_perspective, order_points_clockwise, resize_bilinear, rotate180, round_half_even, Quad};
+use crate::normalize::{crop_lut, det_lut};
+use crate::rec::recognize;
+use crate::runtime::Model;
+use crate::sizing::{default_det, reference_det, reference_global, reference_letterbox};
+use crate::{Limits, OcrError, StageTimings, TextLine};
+
+/// Lines below this recognition score are dropped (reference `text_score`).
+const TEXT_SCORE: f32 = 0.5;
+/// The reference refuses nothing; we refuse det inputs this many times the default budget.
+const REFERENCE_DET_BUDGET_FACTOR: u64 = 4;
+
+pub(crate) struct Pipeline {
+    pub det: Model,
+    pub cls: Model,
+    pub rec: Model,
+    pub charset: Charset,
+    det_buf: Vec<f32>,
+    cls_buf: Vec<f32>,
+    rec_buf: Vec<f32>,
+    det_lut: [f32; 256],
+    crop_lut: [f32; 256],
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+/// The reference's `sorted_boxes`: by (top y, top x), then neighbours whose top y differ by
+/// less than 10 px are put in x order. `tl` holds each box's first point.
+fn reading_order(tl: &[[f32; 2]]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..tl.len()).collect();
+    idx.sort_by(|&a, &b| {
+        tl[a][1]
+            .total_cmp(&tl[b][1])
+            .then(tl[a][0].total_cmp(&tl[b][0]))
+    });
+    for i in 0..idx.len().saturating_sub(1) {
+        for j in (0..=i).rev() {
+            let (a, b) = (tl[idx[j]], tl[idx[j + 1]]);
+            if (b[1] - a[1]).abs() < 10.0 && b[0] < a[0] {
+                idx.swap(j, j + 1);
+            } else {
+                break;
+            }
+        }
+    }
+    idx
+}
+
+/// Copies `img` with `top` black rows above and below.
+fn pad_vertical(img: &RgbImage, top: usize) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut v = vec![0u8; w * (h + 2 * top) * 3];
+    v[top * w * 3..(top + h) * w * 3].copy_from_slice(img.as_raw());
+    RgbImage::from_raw(w as u32, (h + 2 * top) as u32, v).expect("sized")
+}
+
+fn valid_crop(img: &RgbImage) -> bool {
+    img.width() > 0 && img.height() > 0
+}
+
+impl Pipeline {
+    pub fn new(det: Model, cls: Model, rec: Model, charset: Charset) -> Pipeline {
+        Pipeline {
+            det,
+            cls,
+            rec,
+            charset,
+            det_buf: Vec::new(),
+            cls_buf: Vec::new(),
+            rec_buf: Vec::new(),
+            det_lut: det_lut(),
+            crop_lut: crop_lut(),
+        }
+    }
+
+    /// Frees the large input buffers after a big task, so a worker's RSS follows its
+    /// current work rather than its largest task.
+    pub fn trim(&mut self) {
+        const KEEP: usize = 8 << 20; // floats
+        for b in [&mut self.det_buf, &mut self.cls_buf, &mut self.rec_buf] {
+            if b.capacity() > KEEP {
+                *b = Vec::new();
+            }
+        }
+    }
+
+    /// RapidOCR 1.4.4, default config, steps 2–10.
+    pub fn run_reference(
+        &mut self,
+        img: &RgbImage,
+        limits: &Limits,
+        t: &mut StageTimings,
+    ) -> Result<Vec<TextLine>, OcrError> {
+        let t0 = Instant::now();
+        let (raw_w, raw_h) = (img.width() as usize, img.height() as usize);
+        // Step 2: global resize; the reference keeps the ratio of its last resize only.
+        let Ok(steps) = reference_global(raw_w, raw_h) else {
+            return Ok(Vec::new()); // a side would be 0: the reference raises, we read nothing
+        };
+        let mut owned: Option<RgbImage> = None;
+        let (mut ratio_w, mut ratio_h) = (1.0f64, 1.0f64);
+        for (nw, nh) in steps {
+            let cur = owned.as_ref().unwrap_or(img);
+            ratio_w = cur.width() as f64 / nw as f64;
+            ratio_h = cur.height() as f64 / nh as f64;
+            owned = Some(resize_bilinear(cur, nw as u32, nh as u32));
+        }
+        let cur = owned.as_ref().unwrap_or(img);
+        let top = reference_letterbox(cur.width() as usize, cur.height() as usize);
+        let padded;
+        let cur = if top > 0 {
+            padded = pad_vertical(cur, top);
+            &padded
+        } else {
+            cur
+        };
+        let (cw, ch) = (cur.width() as usize, cur.height() as usize);
+        // Step 3: det resize (min side 736).
+        let Some((dw, dh)) = reference_det(cw, ch) else {
+            return Ok(Vec::new());
+        };
+        let budget = limits.max_det_pixels.saturating_mul(REFERENCE_DET_BUDGET_FACTOR);
+        if (dw as u64) * (dh as u64) > budget {
+            return Err(OcrError::InvalidInput(format!(
+                "the reference profile would run det on {dw}x{dh} pixels, more than \
+                 {REFERENCE_DET_BUDGET_FACTOR} x max_det_pixels ({budget}); use the default profile"
+            )));
+        }
+        let det_in = resize_bilinear(cur, dw as u32, dh as u32);
+        let canvas = Canvas {
+            w: dw,
+            h: dh,
+            x0: 0,
+            y0: 0,
+            fill: [0; 3],
+        };
+        let quads = detect(
+            &mut self.det,
+            &det_in,
+            &canvas,
+            &mut self.det_buf,
+            &self.det_lut,
+            &mut t.model_ms,
+        )?;
+        drop(det_in);
+        // Step 5 end: back to `cur` pixels, rounded half-to-even in f32, then integers.
+        let mut boxes: Vec<Quad> = Vec::new();
+        for (q, _) in quads {
+            let mut b = q;
+            for p in b.iter_mut() {
+                let x = round_half_even((p[0] / dw as f32 * cw as f32) as f64).clamp(0.0, cw as f64);
+                let y = round_half_even((p[1] / dh as f32 * ch as f32) as f64).clamp(0.0, ch as f64);
+                *p = [x as i32 as f32, y as i32 as f32];
+            }
+            // Step 6: clockwise, clipped to the image, tiny boxes dropped.
+            let mut b = order_points_clockwise(&b);
+            for p in b.iter_mut() {
+                p[0] = p[0].clamp(0.0, (cw - 1) as f32).trunc();
+                p[1] = p[1].clamp(0.0, (ch - 1) as f32).trunc();
+            }
+            if dist(b[0], b[1]) as i32 <= 3 || dist(b[0], b[3]) as i32 <= 3 {
+                continue;
+            }
+            boxes.push(b);
+        }
+        let tl: Vec<[f32; 2]> = boxes.iter().map(|b| b[0]).collect();
+        let boxes: Vec<Quad> = reading_order(&tl).into_iter().map(|i| boxes[i]).collect();
+        // Step 7: crops.
+        let mut crops: Vec<RgbImage> = boxes.iter().map(|b| crop_perspective(cur, b)).collect();
+        t.det_ms += ms(t0);
+
+        // Step 8: cls, rotate "180" > 0.9.
+        let t1 = Instant::now();
+        let keep: Vec<usize> = (0..crops.len()).filter(|&i| valid_crop(&crops[i])).collect();
+        if !keep.is_empty() {
+            let refs: Vec<&RgbImage> = keep.iter().map(|&i| &crops[i]).collect();
+            let dirs = classify(&mut self.cls, &refs, &mut self.cls_buf, &self.crop_lut, &mut t.model_ms)?;
+            for (k, &i) in keep.iter().enumerate() {
+                if dirs[k].0 && dirs[k].1 > cls::THRESH {
+                    crops[i] = rotate180(&crops[i]);
+                }
+            }
+        }
+        t.cls_ms += ms(t1);
+
+        // Step 9: rec.
+        let t2 = Instant::now();
+        let refs: Vec<&RgbImage> = keep.iter().map(|&i| &crops[i]).collect();
+        let texts = if refs.is_empty() {
+            Vec::new()
+        } else {
+            recognize(&mut self.rec, &self.charset, &refs, &mut self.rec_buf, &self.crop_lut, &mut t.model_ms)?
+        };
+        t.rec_ms += ms(t2);
+
+        // Step 10: back to input pixels (undo padding, then the last global resize).
+        let (rw32, rh32) = (ratio_w as f32, ratio_h as f32);
+        let mut lines = Vec::new();
+        for (k, &i) in keep.iter().enumerate() {
+            let (text, score) = &texts[k];
+            if *score < TEXT_SCORE {
+                continue;
+            }
+            let mut b = boxes[i];
+            for p in b.iter_mut() {
+                let x = p[0] * rw32;
+                let y = (p[1] - top as f32) * rh32;
+                *p = [x.clamp(0.0, raw_w as f32), y.clamp(0.0, raw_h as f32)];
+            }
+            lines.push(TextLine {
+                text: text.clone(),
+                score: *score,
+                bbox: b,
+            });
+        }
+        Ok(lines)
+    }
+
+    /// The models with the reference's defects fixed (see docs/profiles.md).
+    pub fn run_default(
+        &mut self,
+        img: &RgbImage,
+        limits: &Limits,
+        t: &mut StageTimings,
+    ) -> Result<Vec<TextLine>, OcrError> {
+        let t0 = Instant::now();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let plan = default_det(w, h, limits.max_det_pixels);
+        let resized;
+        let det_img = if plan.rw == w && plan.rh == h {
+            img
+        } else {
+            resized = resize_bilinear(img, plan.rw as u32, plan.rh as u32);
+            &resized
+        };
+        let canvas = Canvas {
+            w: plan.w,
+            h: plan.h,
+            x0: plan.pad,
+            y0: plan.pad,
+            fill: border_colour(img),
+        };
+        let quads = detect(
+            &mut self.det,
+            det_img,
+            &canvas,
+            &mut self.det_buf,
+            &self.det_lut,
+            &mut t.model_ms,
+        )?;
+        let (sx, sy) = (plan.rw as f32 / w as f32, plan.rh as f32 / h as f32);
+        let pad = plan.pad as f32;
+        let mut boxes: Vec<Quad> = Vec::new();
+        for (q, _) in quads {
+            let mut b = q;
+            for p in b.iter_mut() {
+                p[0] = ((p[0] - pad) / sx).clamp(0.0, w as f32);
+                p[1] = ((p[1] - pad) / sy).clamp(0.0, h as f32);
+            }
+            let b = order_points_clockwise(&b);
+            if dist(b[0], b[1]) <= 3.0 || dist(b[0], b[3]) <= 3.0 {
+                continue;
+            }
+            boxes.push(b);
+        }
+        let tl: Vec<[f32; 2]> = boxes.iter().map(|b| b[0]).collect();
+        let mut boxes: Vec<Quad> = reading_order(&tl).into_iter().map(|i| boxes[i]).collect();
+        let mut crops: Vec<RgbImage> = boxes.iter().map(|b| crop_perspective(img, b)).collect();
+        let keep: Vec<bool> = crops.iter().map(valid_crop).collect();
+        let mut n = 0;
+        for (i, &k) in keep.iter().enumerate() {
+            if k {
+                crops.swap(n, i);
+                boxes.swap(n, i);
+                n += 1;
+            }
+        }
+        crops.truncate(n);
+        boxes.truncate(n);
+        t.det_ms += ms(t0);
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        // Cls only nominates: unless it is sure (> 0.9) a line is upright, the line is
+        // read both ways and the higher rec score wins (see docs/profiles.md).
+        let t1 = Instant::now();
+        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let dirs = classify(&mut self.cls, &refs, &mut self.cls_buf, &self.crop_lut, &mut t.model_ms)?;
+        let flipped: Vec<(usize, RgbImage)> = dirs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.0 || d.1 <= cls::THRESH)
+            .map(|(i, _)| (i, rotate180(&crops[i])))
+            .collect();
+        t.cls_ms += ms(t1);
+
+        let t2 = Instant::now();
+        let mut refs: Vec<&RgbImage> = crops.iter().collect();
+        refs.extend(flipped.iter().map(|(_, c)| c));
+        let texts = recognize(&mut self.rec, &self.charset, &refs, &mut self.rec_buf, &self.crop_lut, &mut t.model_ms)?;
+        let mut chosen: Vec<(String, f32)> = texts[..n].to_vec();
+        for (k, (i, _)) in flipped.iter().enumerate() {
+            let (s, p) = &texts[n + k];
+            if *p > chosen[*i].1 {
+                chosen[*i] = (s.clone(), *p);
+            }
+        }
+        t.rec_ms += ms(t2);
+
+        // Lines stay in image order (top to bottom), also on upside-down pages, as the
+        // test set's ground truth lists them.
+        let order: Vec<usize> = (0..n).filter(|&i| chosen[i].1 >= TEXT_SCORE).collect();
+        Ok(order
+            .into_iter()
+            .map(|i| TextLine {
+                text: std::mem::take(&mut chosen[i].0),
+                score: chosen[i].1,
+                bbox: boxes[i],
+            })
+            .collect())
+    }
+}

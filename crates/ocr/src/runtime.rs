@@ -1,0 +1,175 @@
+//! ONNX Runtime: one environment per process, one session per model.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ort::environment::Environment;
+use ort::ep::{self, ArenaExtendStrategy, ExecutionProvider};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{RunOptions, Session};
+use ort::value::TensorRef;
+
+use crate::{Device, EngineOptions, OcrError};
+
+/// The environment and the ORT version, or why they could not be had. Kept for the
+/// process: ORT cannot be loaded twice, and a failed load must fail every later engine too.
+static ENV: OnceLock<Result<(Environment, String), String>> = OnceLock::new();
+
+pub(crate) fn environment(dylib: &Path) -> Result<(&'static Environment, &'static str), OcrError> {
+    let res = ENV.get_or_init(|| {
+        let builder = ort::init_from(dylib).map_err(|e| {
+            format!(
+                "cannot load ONNX Runtime from {}: {e} (set VRAM_ORCH_ORT_DYLIB to the \
+                 libonnxruntime.so of an onnxruntime >= 1.24 wheel)",
+                dylib.display()
+            )
+        })?;
+        let env = builder
+            .with_name("vram-orch-ocr")
+            .build()
+            .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
+        Ok((env, ort_version(dylib)))
+    });
+    match res {
+        Ok((env, v)) => Ok((env, v.as_str())),
+        Err(e) => Err(OcrError::Setup(e.clone())),
+    }
+}
+
+/// "1.31.1" from the build info string, else from the file name.
+fn ort_version(dylib: &Path) -> String {
+    let info = ort::info();
+    if let Some(i) = info.find("git-branch=rel-") {
+        let rest = &info[i + "git-branch=rel-".len()..];
+        let v: String = rest.chars().take_while(|c| *c != ',' && *c != ' ').collect();
+        if !v.is_empty() {
+            return v;
+        }
+    }
+    let name = dylib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.strip_prefix("libonnxruntime.so.").unwrap_or("unknown").to_string()
+}
+
+pub(crate) fn providers_available() -> Vec<String> {
+    let mut v = vec!["CPUExecutionProvider".to_string()];
+    if ep::CUDA::is_available().unwrap_or(false) {
+        v.push("CUDAExecutionProvider".to_string());
+    }
+    v
+}
+
+/// One model: its session, its run options and the time spent inside `run`.
+pub(crate) struct Model {
+    session: Session,
+    run_opts: RunOptions,
+    pub name: String,
+    /// Input shapes of the runs since the last `take_shapes` (for parity checks).
+    shapes: Vec<[usize; 4]>,
+}
+
+impl Model {
+    pub fn load(
+        env: &Environment,
+        path: &Path,
+        opts: &EngineOptions,
+        name: &str,
+    ) -> Result<Model, OcrError> {
+        if !path.is_file() {
+            return Err(OcrError::Setup(format!(
+                "model file {} not found (set VRAM_ORCH_MODEL_DIR to the folder with the three PP-OCR .onnx files)",
+                path.display()
+            )));
+        }
+        let err = |what: &str, e: &dyn std::fmt::Display| {
+            OcrError::Setup(format!("{name}: {what}: {e}"))
+        };
+        let mut b = Session::builder(env).map_err(|e| err("session builder", &e))?;
+        b = b
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| err("optimisation level", &e))?;
+        if opts.intra_threads > 0 {
+            b = b
+                .with_intra_threads(opts.intra_threads)
+                .map_err(|e| err("intra threads", &e))?;
+        }
+        let mut run_opts = RunOptions::new().map_err(|e| err("run options", &e))?;
+        match opts.device {
+            Device::Cpu => {
+                b = b
+                    .with_execution_providers([ep::CPU::default()
+                        .with_arena_allocator(false)
+                        .build()
+                        .error_on_failure()])
+                    .map_err(|e| err("CPU provider", &e))?;
+            }
+            Device::Cuda(n) => {
+                let mut cuda = ep::CUDA::default()
+                    .with_device_id(n as i32)
+                    .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested)
+                    .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Heuristic);
+                if let Some(mb) = opts.vram_limit_mb {
+                    cuda = cuda.with_memory_limit((mb as usize).saturating_mul(1 << 20));
+                }
+                // error_on_failure: a CUDA request that cannot be met must not run on CPU.
+                b = b
+                    .with_execution_providers([
+                        cuda.build().error_on_failure(),
+                        ep::CPU::default().with_arena_allocator(false).build(),
+                    ])
+                    .map_err(|e| {
+                        OcrError::Setup(format!(
+                            "{name}: CUDA device {n} requested but the CUDA execution provider \
+                             could not be registered: {e} (needs the onnxruntime-gpu wheel, a \
+                             matching CUDA/cuDNN and a driver; or use device=cpu)"
+                        ))
+                    })?;
+                // Only valid once CUDA is registered: on CPU it fails every run.
+                run_opts
+                    .set("memory.enable_memory_arena_shrinkage", format!("gpu:{n}"))
+                    .map_err(|e| err("run option", &e))?;
+            }
+        }
+        let session = b
+            .commit_from_file(path)
+            .map_err(|e| err(&format!("cannot load {}", path.display()), &e))?;
+        Ok(Model {
+            session,
+            run_opts,
+            name: name.to_string(),
+            shapes: Vec::new(),
+        })
+    }
+
+    pub fn take_shapes(&mut self) -> Vec<[usize; 4]> {
+        std::mem::take(&mut self.shapes)
+    }
+
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        self.session.metadata().ok()?.custom(key)
+    }
+
+    /// Runs the model on `data` shaped `shape` (NCHW) and hands the first output's shape and
+    /// data to `f`. Adds the time inside `run` to `model_ms`.
+    pub fn run<R>(
+        &mut self,
+        shape: [usize; 4],
+        data: &[f32],
+        model_ms: &mut f64,
+        f: impl FnOnce(&[i64], &[f32]) -> Result<R, OcrError>,
+    ) -> Result<R, OcrError> {
+        self.shapes.push(shape);
+        let input = TensorRef::from_array_view((shape, data))
+            .map_err(|e| OcrError::Inference(format!("{}: input tensor: {e}", self.name)))?;
+        let t = Instant::now();
+        let outputs = self
+            .session
+            .run_with_options(ort::inputs![input], &self.run_opts)
+            .map_err(|e| OcrError::Inference(format!("{}: {e}", self.name)))?;
+        *model_ms += t.elapsed().as_secs_f64() * 1e3;
+        let (oshape, odata) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| OcrError::Inference(format!("{}: output: {e}", self.name)))?;
+        f(oshape, odata)
+    }
+}

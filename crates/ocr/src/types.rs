@@ -1,0 +1,118 @@
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Device {
+    Cpu,
+    /// CUDA device ordinal as the worker sees it (after CUDA_VISIBLE_DEVICES).
+    Cuda(u32),
+}
+
+/// Which behaviour the pipeline follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The models with the reference's defects fixed (bounded det size, no cls misfires,
+    /// RGBA/palette decoded as seen).
+    #[default]
+    Default,
+    /// RapidOCR 1.4.4 behaviour, defects included.
+    Reference,
+}
+
+/// How the engine is built, once per worker.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Folder with the three PP-OCR `.onnx` files.
+    pub model_dir: PathBuf,
+    /// `libonnxruntime.so*` to load (load-dynamic).
+    pub ort_dylib: PathBuf,
+    pub device: Device,
+    /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default.
+    pub intra_threads: usize,
+    /// CUDA arena limit (`gpu_mem_limit`), when set.
+    pub vram_limit_mb: Option<u64>,
+}
+
+/// Input bounds, checked before anything large is allocated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest encoded or raw input accepted, in bytes.
+    pub max_input_bytes: usize,
+    /// Largest decoded image, width * height.
+    pub max_pixels: u64,
+    /// Largest det input, width * height (Default profile; Reference follows the reference).
+    pub max_det_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 64 << 20,
+            max_pixels: 40_000_000,
+            max_det_pixels: 4_000_000,
+        }
+    }
+}
+
+/// Per-task knobs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct TaskOptions {
+    pub profile: Profile,
+    pub limits: Limits,
+}
+
+/// An image handed to the engine.
+#[derive(Debug, Clone, Copy)]
+pub enum ImageInput<'a> {
+    /// PNG, JPEG, TIFF, BMP or WebP bytes.
+    Encoded(&'a [u8]),
+    /// Row-major pixels, `channels` = 1 (gray), 3 (RGB) or 4 (RGBA).
+    Raw {
+        width: u32,
+        height: u32,
+        channels: u8,
+        data: &'a [u8],
+    },
+}
+
+/// One recognised line. `bbox` is TL, TR, BR, BL in input pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextLine {
+    pub text: String,
+    pub score: f32,
+    pub bbox: [[f32; 2]; 4],
+}
+
+/// Milliseconds spent in each stage of one task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimings {
+    pub decode_ms: f64,
+    pub det_ms: f64,
+    pub cls_ms: f64,
+    pub rec_ms: f64,
+    /// Time inside `session.run` over all models (the part no code of ours can shrink).
+    pub model_ms: f64,
+    pub total_ms: f64,
+}
+
+/// Result of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcrOutput {
+    pub lines: Vec<TextLine>,
+    pub width: u32,
+    pub height: u32,
+    pub timings: StageTimings,
+}
+
+/// What the loaded engine can tell about itself (for the handshake and `info`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub ort_version: String,
+    pub providers_available: Vec<String>,
+    /// "cpu" or "cuda:N".
+    pub device: String,
+    pub models: Vec<String>,
+}

@@ -1,0 +1,358 @@
+//! End-to-end tests on tests/data/ocrset: parity with RapidOCR 1.4.4 (reference profile),
+//! accuracy (default profile), bad inputs. Need the models and ONNX Runtime:
+//! VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::Value;
+use vram_orch_ocr::{
+    Device, Engine, EngineOptions, ImageInput, Limits, OcrError, OcrOutput, Profile, TaskOptions,
+};
+
+fn data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/ocrset")
+}
+
+fn engine(test: &str) -> Option<Engine> {
+    let (Some(models), Some(dylib)) = (
+        std::env::var_os("VRAM_ORCH_MODEL_DIR"),
+        std::env::var_os("VRAM_ORCH_ORT_DYLIB"),
+    ) else {
+        println!("{test}: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB to run it");
+        return None;
+    };
+    let opts = EngineOptions {
+        model_dir: models.into(),
+        ort_dylib: dylib.into(),
+        device: Device::Cpu,
+        intra_threads: 0,
+        vram_limit_mb: None,
+    };
+    Some(Engine::new(&opts).expect("engine builds"))
+}
+
+fn task(profile: Profile) -> TaskOptions {
+    TaskOptions {
+        profile,
+        limits: Limits::default(),
+    }
+}
+
+fn images() -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(data_dir())
+        .expect("ocrset folder")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 22, "test set incomplete");
+    v
+}
+
+fn json(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(data_dir().join(name)).unwrap()).unwrap()
+}
+
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+fn joined(out: &OcrOutput) -> String {
+    out.lines
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn levenshtein_counts_edits() {
+    let c = |s: &str| s.chars().collect::<Vec<_>>();
+    assert_eq!(levenshtein(&c("kitten"), &c("sitting")), 3);
+    assert_eq!(levenshtein(&c(""), &c("abc")), 3);
+    assert_eq!(levenshtein(&c("abc"), &c("abc")), 0);
+}
+
+#[test]
+fn parity_with_reference() {
+    let Some(mut eng) = engine("parity_with_reference") else {
+        return;
+    };
+    let reference = json("rapidocr_1.4.4_outputs.json");
+    let mut same_text = 0;
+    let mut must_match = 0;
+    let mut max_dev = 0.0f32;
+    let mut failures = Vec::new();
+    for (name, bytes) in images() {
+        let r = &reference["images"][&name];
+        let out = eng
+            .run(ImageInput::Encoded(&bytes), &task(Profile::Reference))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let trace = eng.last_trace().clone();
+        let ref_lines: Vec<&Value> = r["result"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let ref_text: Vec<&str> = ref_lines.iter().map(|l| l[1].as_str().unwrap()).collect();
+        let our_text: Vec<&str> = out.lines.iter().map(|l| l.text.as_str()).collect();
+        let gt: Vec<&str> = r["gt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        let shape = |v: &Value| -> Vec<Vec<usize>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    s.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_u64().unwrap() as usize)
+                        .collect()
+                })
+                .collect()
+        };
+        let det_ref = shape(&r["det_input_shape"]);
+        let det_ours: Vec<Vec<usize>> = trace.det.iter().map(|s| s.to_vec()).collect();
+        if det_ref != det_ours {
+            failures.push(format!("{name}: det input {det_ours:?} != reference {det_ref:?}"));
+        }
+        let cls_ours: Vec<Vec<usize>> = trace.cls.iter().map(|s| s.to_vec()).collect();
+        let rec_ours: Vec<Vec<usize>> = trace.rec.iter().map(|s| s.to_vec()).collect();
+        let batches_same = cls_ours == shape(&r["cls_batches"]) && rec_ours == shape(&r["rec_batches"]);
+        let text_same = ref_text == our_text;
+        let mut dev = 0.0f32;
+        if ref_lines.len() == out.lines.len() {
+            for (l, rl) in out.lines.iter().zip(&ref_lines) {
+                for (k, p) in l.bbox.iter().enumerate() {
+                    for c in 0..2 {
+                        let rv = rl[0][k][c].as_f64().unwrap() as f32;
+                        dev = dev.max((p[c] - rv).abs());
+                    }
+                }
+            }
+            max_dev = max_dev.max(dev);
+        }
+        println!(
+            "{name}: text {} ({} lines), max box dev {dev:.2} px, batches {}, {:.0} ms",
+            if text_same { "same" } else { "DIFFERS" },
+            out.lines.len(),
+            if batches_same { "same" } else { "differ" },
+            out.timings.total_ms
+        );
+        if !text_same {
+            println!("   ours: {our_text:?}\n   ref:  {ref_text:?}");
+        }
+        if text_same {
+            same_text += 1;
+            if dev > 2.0 {
+                failures.push(format!("{name}: box deviation {dev} px > 2"));
+            }
+        }
+        if ref_text == gt {
+            must_match += 1;
+            if !text_same {
+                failures.push(format!("{name}: text {our_text:?} != reference {ref_text:?}"));
+            }
+        }
+    }
+    println!(
+        "parity: {same_text}/22 images with identical text ({must_match} where the reference equals the ground truth), max box deviation {max_dev:.2} px"
+    );
+    assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn default_profile_accuracy() {
+    let Some(mut eng) = engine("default_profile_accuracy") else {
+        return;
+    };
+    let gt = json("ground_truth.json");
+    let (mut edits, mut chars) = (0usize, 0usize);
+    let mut total_ms = 0.0;
+    let mut per: BTreeMap<String, f64> = BTreeMap::new();
+    for (name, bytes) in images() {
+        let want: String = gt[&name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let out = eng
+            .run(ImageInput::Encoded(&bytes), &task(Profile::Default))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = joined(&out);
+        let w: Vec<char> = want.chars().collect();
+        let g: Vec<char> = got.chars().collect();
+        let d = levenshtein(&g, &w);
+        edits += d;
+        chars += w.len();
+        total_ms += out.timings.total_ms;
+        let cer = if w.is_empty() { d as f64 } else { d as f64 / w.len() as f64 };
+        per.insert(name.clone(), cer);
+        let t = out.timings;
+        println!(
+            "{name}: CER {cer:.3}  {:.0} ms (det {:.0}, cls {:.0}, rec {:.0}, model {:.0})",
+            t.total_ms, t.det_ms, t.cls_ms, t.rec_ms, t.model_ms
+        );
+        if d > 0 {
+            println!("   got:  {got:?}\n   want: {want:?}");
+        }
+    }
+    let cer = edits as f64 / chars as f64;
+    println!("default profile: micro CER {cer:.4} ({edits} edits / {chars} chars), {total_ms:.0} ms for 22 images");
+    assert!(cer <= 0.03, "micro CER {cer:.4} > 0.03");
+}
+
+fn png_bytes(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn is_invalid(r: &Result<OcrOutput, OcrError>) -> bool {
+    matches!(r, Err(OcrError::InvalidInput(_)))
+}
+
+#[test]
+fn bad_inputs_are_refused_and_engine_survives() {
+    let Some(mut eng) = engine("bad_inputs_are_refused_and_engine_survives") else {
+        return;
+    };
+    let good = std::fs::read(data_dir().join("02_line_pangram.png")).unwrap();
+    let pangram = "The quick brown fox jumps over the lazy dog.";
+    for profile in [Profile::Default, Profile::Reference] {
+        let t = task(profile);
+        // Refused with InvalidInput.
+        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut huge = good[..33].to_vec(); // signature + IHDR, then claim 100000x100000
+        huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        huge.extend_from_slice(&good[33..]);
+        let cases: Vec<(&str, ImageInput)> = vec![
+            ("empty", ImageInput::Encoded(&[])),
+            ("random", ImageInput::Encoded(&random)),
+            ("truncated png", ImageInput::Encoded(&good[..good.len() / 2])),
+            ("png header only", ImageInput::Encoded(&good[..40])),
+            ("100000x100000 png", ImageInput::Encoded(&huge)),
+            (
+                "raw wrong length",
+                ImageInput::Raw { width: 10, height: 10, channels: 3, data: &[0; 299] },
+            ),
+            (
+                "raw 2 channels",
+                ImageInput::Raw { width: 2, height: 2, channels: 2, data: &[0; 8] },
+            ),
+            (
+                "raw 0x0",
+                ImageInput::Raw { width: 0, height: 0, channels: 1, data: &[] },
+            ),
+        ];
+        for (what, input) in cases {
+            let t0 = Instant::now();
+            let r = eng.run(input, &t);
+            assert!(is_invalid(&r), "{profile:?} {what}: expected InvalidInput, got {r:?}");
+            assert!(t0.elapsed().as_secs_f64() < 1.0, "{what}: too slow");
+            println!("{profile:?} {what}: {}", r.unwrap_err());
+        }
+        // Tiny, blank and strip images: a result (empty or sane) in bounded time.
+        let white = vec![255u8; 40 * 4000];
+        let mut strip = white.clone();
+        for y in 1000..1020 {
+            for x in 5..35 {
+                strip[y * 40 + x] = 0;
+            }
+        }
+        let ok_cases: Vec<(&str, ImageInput)> = vec![
+            ("raw 1x1", ImageInput::Raw { width: 1, height: 1, channels: 1, data: &[0] }),
+            ("raw 5x5 rgba", ImageInput::Raw { width: 5, height: 5, channels: 4, data: &[7; 100] }),
+            ("40x4000 strip", ImageInput::Raw { width: 40, height: 4000, channels: 1, data: &strip }),
+            ("4000x40 strip", ImageInput::Raw { width: 4000, height: 40, channels: 1, data: &white }),
+            ("1x4000", ImageInput::Raw { width: 1, height: 4000, channels: 1, data: &white[..4000] }),
+        ];
+        for (what, input) in ok_cases {
+            let t0 = Instant::now();
+            let r = eng.run(input, &t);
+            let secs = t0.elapsed().as_secs_f64();
+            let r = match r {
+                Ok(o) => format!("{} lines", o.lines.len()),
+                Err(OcrError::InvalidInput(e)) => format!("refused: {e}"),
+                Err(e) => panic!("{profile:?} {what}: {e}"),
+            };
+            println!("{profile:?} {what}: {r} in {secs:.2} s");
+            assert!(secs < 10.0, "{profile:?} {what}: {secs:.1} s");
+        }
+        // Still works.
+        let out = eng.run(ImageInput::Encoded(&good), &t).unwrap();
+        assert_eq!(joined(&out), pangram, "{profile:?} after bad inputs");
+    }
+}
+
+#[test]
+fn other_layouts_decode_as_seen() {
+    let Some(mut eng) = engine("other_layouts_decode_as_seen") else {
+        return;
+    };
+    let good = std::fs::read(data_dir().join("02_line_pangram.png")).unwrap();
+    let pangram = "The quick brown fox jumps over the lazy dog.";
+    let img = image::load_from_memory(&good).unwrap();
+    let t = task(Profile::Default);
+    let read = |eng: &mut Engine, bytes: &[u8]| joined(&eng.run(ImageInput::Encoded(bytes), &t).unwrap());
+
+    // 16-bit gray PNG.
+    let g16 = image::DynamicImage::ImageLuma16(img.to_luma16());
+    assert_eq!(read(&mut eng, &png_bytes(&g16)), pangram, "16-bit gray");
+    // RGBA: dark text on a transparent background (alpha = darkness) reads as on white.
+    let mut rgba = image::RgbaImage::new(img.width(), img.height());
+    for (x, y, p) in img.to_luma8().enumerate_pixels() {
+        rgba.put_pixel(x, y, image::Rgba([0, 0, 0, 255 - p[0]]));
+    }
+    let rgba_png = png_bytes(&image::DynamicImage::ImageRgba8(rgba));
+    assert_eq!(read(&mut eng, &rgba_png), pangram, "RGBA on transparent");
+    // Palette PNG, 2 colours: index 0 = white, 1 = black.
+    let gray = img.to_luma8();
+    let mut pal = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut pal, gray.width(), gray.height());
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_palette(vec![255, 255, 255, 0, 0, 0]);
+        let mut wr = enc.write_header().unwrap();
+        let idx: Vec<u8> = gray.as_raw().iter().map(|&v| u8::from(v < 128)).collect();
+        wr.write_image_data(&idx).unwrap();
+    }
+    assert_eq!(read(&mut eng, &pal), pangram, "palette PNG");
+    // The reference reads the indices (0/1: black), so finds nothing there.
+    let r = eng.run(ImageInput::Encoded(&pal), &task(Profile::Reference)).unwrap();
+    assert!(r.lines.is_empty(), "reference on palette indices: {:?}", joined(&r));
+    // JPEG and raw RGB.
+    let mut jpg = std::io::Cursor::new(Vec::new());
+    img.to_rgb8().write_to(&mut jpg, image::ImageFormat::Jpeg).unwrap();
+    assert_eq!(read(&mut eng, jpg.get_ref()), pangram, "jpeg");
+    let rgb = img.to_rgb8();
+    let raw = ImageInput::Raw { width: rgb.width(), height: rgb.height(), channels: 3, data: rgb.as_raw() };
+    assert_eq!(joined(&eng.run(raw, &t).unwrap()), pangram, "raw rgb");
+}

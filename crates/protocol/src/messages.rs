@@ -1,0 +1,166 @@
+use serde::{Deserialize, Serialize};
+
+/// Supervisor → worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Ping {
+        id: u64,
+    },
+    Info {
+        id: u64,
+    },
+    /// OCR one image; the image travels in the frame payload (empty for `Path`).
+    Ocr {
+        id: u64,
+        input: InputKind,
+        options: OcrOptions,
+    },
+    /// Finish and exit 0. Closing stdin means the same.
+    Shutdown,
+}
+
+/// How the payload of an `Ocr` request is to be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputKind {
+    /// PNG, JPEG, TIFF, BMP or WebP bytes.
+    Encoded,
+    /// A file the worker reads itself (no copy through the pipe).
+    Path { path: String },
+    /// Row-major pixels: 1 (gray), 3 (RGB) or 4 (RGBA) channels.
+    Raw {
+        width: u32,
+        height: u32,
+        channels: u8,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    #[default]
+    Default,
+    Reference,
+}
+
+/// Per-task settings and bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OcrOptions {
+    pub profile: Profile,
+    pub max_input_bytes: u64,
+    pub max_pixels: u64,
+    pub max_det_pixels: u64,
+}
+
+/// Worker → supervisor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// First frame of every worker, once ONNX Runtime and the models are loaded.
+    Hello(Hello),
+    Pong {
+        id: u64,
+    },
+    Info {
+        id: u64,
+        tasks_served: u64,
+        rss_bytes: u64,
+    },
+    OcrDone {
+        id: u64,
+        result: OcrResult,
+    },
+    /// A request failed (`id` set) or the worker cannot start (`id` absent, then it exits).
+    Error {
+        id: Option<u64>,
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol_version: u32,
+    pub pid: u32,
+    pub ort_version: String,
+    pub providers_available: Vec<String>,
+    /// "cpu" or "cuda:N".
+    pub device: String,
+    pub models: Vec<String>,
+    /// Time from exec to ready (ONNX Runtime and models loaded).
+    pub load_ms: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The task's input is unusable; the worker is fine.
+    InvalidInput,
+    /// ONNX Runtime, the models or the device could not be set up.
+    Setup,
+    /// A model run failed.
+    Inference,
+    /// A frame could not be understood.
+    Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OcrResult {
+    pub lines: Vec<Line>,
+    pub width: u32,
+    pub height: u32,
+    pub timings: Timings,
+}
+
+/// One text line; `bbox` is TL, TR, BR, BL in input pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub text: String,
+    pub score: f32,
+    pub bbox: [[f32; 2]; 4],
+}
+
+/// Milliseconds per stage inside the worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub decode_ms: f64,
+    pub det_ms: f64,
+    pub cls_ms: f64,
+    pub rec_ms: f64,
+    pub model_ms: f64,
+    pub total_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let req = Request::Ocr {
+            id: 3,
+            input: InputKind::Raw {
+                width: 2,
+                height: 1,
+                channels: 3,
+            },
+            options: OcrOptions {
+                profile: Profile::Reference,
+                max_input_bytes: 10,
+                max_pixels: 10,
+                max_det_pixels: 10,
+            },
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert!(text.contains(r#""type":"ocr""#), "{text}");
+        assert!(text.contains(r#""profile":"reference""#), "{text}");
+        let back: Request = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back, Request::Ocr { id: 3, .. }));
+    }
+
+    #[test]
+    fn unknown_message_type_is_an_error() {
+        assert!(serde_json::from_str::<Response>(r#"{"type":"bogus"}"#).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vram_orch_protocol::OcrOptions;
+
+/// Where workers run. `auto` is resolved by the Python layer (NVML) before it gets here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda(u32),
+}
+
+impl DeviceChoice {
+    /// The worker's `--device` argument.
+    pub fn arg(&self) -> String {
+        match self {
+            DeviceChoice::Cpu => "cpu".to_string(),
+            DeviceChoice::Cuda(n) => format!("cuda:{n}"),
+        }
+    }
+}
+
+/// Everything the pool needs, already validated by the caller (the Python layer checks
+/// environment variables and paths and reports bad values with their names).
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub worker_bin: PathBuf,
+    pub model_dir: PathBuf,
+    pub ort_dylib: PathBuf,
+    pub device: DeviceChoice,
+    /// The worker's whole environment (it starts from an empty one).
+    pub worker_env: Vec<(String, String)>,
+    pub max_workers: usize,
+    /// Tasks that may wait for a worker; more fail at once with `QueueFull`.
+    pub queue_max: usize,
+    /// `Some(t)`: a worker with no task for `t` exits (FREE_VRAM_ON_IDLE on). `None`: warm.
+    pub idle_timeout: Option<Duration>,
+    pub task_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when a worker must go.
+    pub kill_grace: Duration,
+    /// A worker that has not said hello by then is killed and its start counts as failed.
+    pub startup_timeout: Duration,
+    /// Recycle a worker after this many tasks (0 = never).
+    pub max_tasks_per_worker: u64,
+    /// Recycle a worker whose resident memory passes this (0 = no limit).
+    pub worker_rss_limit_mb: u64,
+    /// Attempts after a crash, on a fresh worker.
+    pub max_retries: u32,
+    /// ONNX Runtime intra-op threads per worker (0 = its default).
+    pub threads_per_worker: usize,
+    pub vram_limit_mb: Option<u64>,
+    /// Defaults for tasks that do not say otherwise.
+    pub default_options: OcrOptions,
+    pub max_frame_bytes: usize,
+}

@@ -1,0 +1,812 @@
+//! The dispatcher thread: the only owner of the queue and the workers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use nix::sys::signal::Signal;
+use vram_orch_protocol::{ErrorKind, Hello, Request, Response, PROTOCOL_VERSION};
+
+use crate::config::PoolConfig;
+use crate::error::TaskError;
+use crate::procfs;
+use crate::snapshot::{ExitRecord, PoolSnapshot, WorkerSnapshot};
+use crate::task::{Completed, Task, TaskOutcome, TaskSuccess, WorkerStamp};
+use crate::worker::{describe_status, WorkerEvent, WorkerEvents, WorkerProcess};
+
+/// With an idle timeout of 0 a worker still waits this long for the next task, so a caller
+/// that sends tasks one after another (the common synchronous loop) reuses the warm worker
+/// instead of paying a spawn per task. Far below the 0.5 s the idle contract allows.
+const IDLE_LINGER: Duration = Duration::from_millis(100);
+/// Inputs remembered as having crashed a worker (no retry for them).
+const CRASHED_INPUTS_KEPT: usize = 256;
+const RECENT_EXITS_KEPT: usize = 32;
+/// Python logger name of pool events (pyo3-log maps targets onto logger names).
+const LOG_TARGET: &str = "vram_orchestrator.pool";
+
+pub(crate) enum Command {
+    Submit(Box<Task>),
+    Cancel(u64),
+    WarmUp(usize),
+    Snapshot(Sender<PoolSnapshot>),
+    Close {
+        cancel_pending: bool,
+        done: Sender<()>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExitReason {
+    Idle,
+    Recycle,
+    Timeout,
+    Crash,
+    Close,
+    StartupFailed,
+    ProtocolError,
+}
+
+impl ExitReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExitReason::Idle => "idle",
+            ExitReason::Recycle => "recycle",
+            ExitReason::Timeout => "timeout",
+            ExitReason::Crash => "crash",
+            ExitReason::Close => "close",
+            ExitReason::StartupFailed => "startup_failed",
+            ExitReason::ProtocolError => "protocol_error",
+        }
+    }
+}
+
+struct Busy {
+    task: Box<Task>,
+    started: Instant,
+    deadline: Instant,
+}
+
+enum State {
+    Starting,
+    Idle { since: Instant },
+    Busy(Busy),
+    Stopping { kill_at: Option<Instant> },
+}
+
+struct Worker {
+    process: WorkerProcess,
+    state: State,
+    spawned: Instant,
+    hello: Option<Hello>,
+    tasks_served: u64,
+    /// Why we asked it to go (None: it went by itself, a crash).
+    stop_reason: Option<(ExitReason, String)>,
+}
+
+impl Worker {
+    fn device(&self) -> String {
+        self.hello
+            .as_ref()
+            .map(|h| h.device.clone())
+            .unwrap_or_default()
+    }
+}
+
+pub(crate) struct Dispatcher {
+    config: PoolConfig,
+    commands: Receiver<Command>,
+    events_tx: Sender<(u64, WorkerEvent)>,
+    events: WorkerEvents,
+    outcomes: Sender<Completed>,
+    /// Tasks reserved by `submit` and not yet dispatched, shared with the handle.
+    queued: Arc<AtomicUsize>,
+    queue: VecDeque<Box<Task>>,
+    workers: BTreeMap<u64, Worker>,
+    next_worker_id: u64,
+    crashed_inputs: VecDeque<u64>,
+    /// Last reason a worker could not start, for the error of tasks that then cannot run.
+    last_startup_error: Option<String>,
+    closing: Option<bool>,
+    close_waiters: Vec<Sender<()>>,
+    stats: PoolSnapshot,
+}
+
+impl Dispatcher {
+    pub fn new(
+        config: PoolConfig,
+        commands: Receiver<Command>,
+        outcomes: Sender<Completed>,
+        queued: Arc<AtomicUsize>,
+    ) -> Dispatcher {
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let stats = PoolSnapshot {
+            queue_max: config.queue_max,
+            ..PoolSnapshot::default()
+        };
+        Dispatcher {
+            config,
+            commands,
+            events_tx,
+            events,
+            outcomes,
+            queued,
+            queue: VecDeque::new(),
+            workers: BTreeMap::new(),
+            next_worker_id: 1,
+            crashed_inputs: VecDeque::new(),
+            last_startup_error: None,
+            closing: None,
+            close_waiters: Vec::new(),
+            stats,
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            let wait = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(1));
+            select! {
+                recv(self.commands) -> cmd => match cmd {
+                    Ok(cmd) => self.on_command(cmd),
+                    // Every handle is gone: close without waiting for anyone.
+                    Err(_) => self.begin_close(true),
+                },
+                recv(self.events) -> event => {
+                    if let Ok((id, event)) = event {
+                        self.on_worker_event(id, event);
+                    }
+                },
+                default(wait) => {},
+            }
+            self.on_timers(Instant::now());
+            self.schedule();
+            if self.closing.is_some() && self.queue.is_empty() && self.workers.is_empty() {
+                break;
+            }
+        }
+        self.stats.closed = true;
+        for waiter in self.close_waiters.drain(..) {
+            let _ = waiter.send(());
+        }
+        // Answer snapshot requests that raced with the close, then stop.
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.on_command_after_close(cmd);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit(task) => {
+                self.stats.submitted += 1;
+                if self.closing == Some(true) {
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.complete(task.id, Err(TaskError::PoolClosed));
+                } else {
+                    self.queue.push_back(task);
+                }
+            }
+            Command::Cancel(id) => {
+                if let Some(pos) = self.queue.iter().position(|t| t.id == id) {
+                    let task = self.queue.remove(pos).expect("position is valid");
+                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.complete(task.id, Err(TaskError::Cancelled));
+                }
+            }
+            Command::WarmUp(count) => {
+                let live = self.live_workers();
+                for _ in live..count.min(self.config.max_workers) {
+                    if !self.spawn() {
+                        break;
+                    }
+                }
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Close {
+                cancel_pending,
+                done,
+            } => {
+                self.close_waiters.push(done);
+                self.begin_close(cancel_pending);
+            }
+        }
+    }
+
+    fn on_command_after_close(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit(task) => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.complete(task.id, Err(TaskError::PoolClosed));
+            }
+            Command::Snapshot(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Close { done, .. } => {
+                let _ = done.send(());
+            }
+            Command::Cancel(_) | Command::WarmUp(_) => {}
+        }
+    }
+
+    fn begin_close(&mut self, cancel_pending: bool) {
+        let cancel = cancel_pending || self.closing == Some(true);
+        self.closing = Some(cancel);
+        if !cancel {
+            return; // drain: workers stop once the queue is empty (schedule)
+        }
+        for task in std::mem::take(&mut self.queue) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.complete(task.id, Err(TaskError::PoolClosed));
+        }
+        let ids: Vec<u64> = self.workers.keys().copied().collect();
+        for id in ids {
+            if let Some(task) = self.take_busy_task(id) {
+                self.complete(task.id, Err(TaskError::PoolClosed));
+            }
+            self.stop(id, ExitReason::Close, String::new(), Some(Signal::SIGKILL));
+        }
+    }
+
+    // ---- workers -------------------------------------------------------------------
+
+    fn live_workers(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| !matches!(w.state, State::Stopping { .. }))
+            .count()
+    }
+
+    fn spawn(&mut self) -> bool {
+        let id = self.next_worker_id;
+        self.next_worker_id += 1;
+        match WorkerProcess::spawn(id, &self.config, self.events_tx.clone()) {
+            Ok(process) => {
+                log::debug!(target: LOG_TARGET, "worker {} spawned ({})", process.pid, self.config.device.arg());
+                self.stats.spawned += 1;
+                self.workers.insert(
+                    id,
+                    Worker {
+                        process,
+                        state: State::Starting,
+                        spawned: Instant::now(),
+                        hello: None,
+                        tasks_served: 0,
+                        stop_reason: None,
+                    },
+                );
+                true
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot start the worker {}: {e}",
+                    self.config.worker_bin.display()
+                );
+                log::error!(target: LOG_TARGET, "{message}");
+                self.last_startup_error = Some(message);
+                self.fail_queue_if_no_worker();
+                false
+            }
+        }
+    }
+
+    /// Asks a worker to go: closes its stdin (a healthy worker exits on EOF), sends
+    /// `signal` if given, and arms SIGKILL after the grace period.
+    fn stop(&mut self, id: u64, reason: ExitReason, detail: String, signal: Option<Signal>) {
+        let grace = self.config.kill_grace;
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if worker.stop_reason.is_none() {
+            worker.stop_reason = Some((reason, detail));
+        }
+        worker.process.close_stdin();
+        if let Some(sig) = signal {
+            worker.process.signal(sig);
+        }
+        let kill_at = (signal != Some(Signal::SIGKILL)).then(|| Instant::now() + grace);
+        worker.state = State::Stopping { kill_at };
+    }
+
+    fn take_busy_task(&mut self, id: u64) -> Option<Box<Task>> {
+        let worker = self.workers.get_mut(&id)?;
+        if !matches!(worker.state, State::Busy(_)) {
+            return None;
+        }
+        match std::mem::replace(&mut worker.state, State::Stopping { kill_at: None }) {
+            State::Busy(busy) => Some(busy.task),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    fn on_worker_event(&mut self, id: u64, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Frame(frame) => self.on_frame(id, frame),
+            WorkerEvent::Garbage(message) => {
+                if let Some(w) = self.workers.get(&id) {
+                    log::error!(target: LOG_TARGET, "worker {} sent a malformed frame: {message}", w.process.pid);
+                }
+                self.stop(
+                    id,
+                    ExitReason::ProtocolError,
+                    format!("sent a malformed frame ({message})"),
+                    Some(Signal::SIGKILL),
+                );
+            }
+            WorkerEvent::Exited {
+                status,
+                stderr_tail,
+            } => self.on_exit(id, status, stderr_tail),
+        }
+    }
+
+    fn on_frame(&mut self, id: u64, frame: Response) {
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        match frame {
+            Response::Hello(hello) => {
+                if hello.protocol_version != PROTOCOL_VERSION {
+                    let detail = format!(
+                        "speaks protocol {} but the extension speaks {PROTOCOL_VERSION}: \
+                         reinstall vram-orchestrator",
+                        hello.protocol_version
+                    );
+                    self.last_startup_error = Some(detail.clone());
+                    self.stop(id, ExitReason::StartupFailed, detail, Some(Signal::SIGKILL));
+                    return;
+                }
+                let ready_ms = worker.spawned.elapsed().as_secs_f64() * 1e3;
+                log::info!(
+            target: LOG_TARGET,
+                    "worker {} ready on {} in {ready_ms:.0} ms (ONNX Runtime {})",
+                    worker.process.pid,
+                    hello.device,
+                    hello.ort_version
+                );
+                worker.hello = Some(hello);
+                if matches!(worker.state, State::Starting) {
+                    worker.state = State::Idle {
+                        since: Instant::now(),
+                    };
+                }
+            }
+            Response::OcrDone { id: task_id, result } => {
+                if let Some(busy) = self.finish_busy(id, task_id) {
+                    let worker = &self.workers[&id];
+                    let success = TaskSuccess {
+                        result,
+                        queue_ms: ms(busy.started - busy.task.submitted),
+                        total_ms: ms(busy.task.submitted.elapsed()),
+                        worker: WorkerStamp {
+                            pid: worker.process.pid,
+                            device: worker.device(),
+                            tasks_served: worker.tasks_served,
+                        },
+                        attempts: busy.task.attempts,
+                    };
+                    self.complete(task_id, Ok(success));
+                    self.after_task(id);
+                }
+            }
+            Response::Error {
+                id: Some(task_id),
+                kind,
+                message,
+            } => {
+                if let Some(_busy) = self.finish_busy(id, task_id) {
+                    self.complete(task_id, Err(task_error(kind, message)));
+                    self.after_task(id);
+                }
+            }
+            Response::Error {
+                id: None,
+                kind,
+                message,
+            } => {
+                // The worker is about to exit (startup or protocol failure).
+                log::error!(target: LOG_TARGET, "worker {}: {message}", worker.process.pid);
+                if kind == ErrorKind::Setup {
+                    self.last_startup_error = Some(message.clone());
+                    worker.stop_reason = Some((ExitReason::StartupFailed, message));
+                }
+            }
+            Response::Pong { .. } | Response::Info { .. } => {}
+        }
+    }
+
+    /// Takes the busy task `task_id` off worker `id`, which becomes idle.
+    fn finish_busy(&mut self, id: u64, task_id: u64) -> Option<Busy> {
+        let worker = self.workers.get_mut(&id)?;
+        match &worker.state {
+            State::Busy(busy) if busy.task.id == task_id => {}
+            _ => {
+                log::warn!(
+            target: LOG_TARGET,
+                    "worker {} answered task {task_id}, which it was not running",
+                    worker.process.pid
+                );
+                return None;
+            }
+        }
+        worker.tasks_served += 1;
+        let now = Instant::now();
+        match std::mem::replace(&mut worker.state, State::Idle { since: now }) {
+            State::Busy(busy) => Some(busy),
+            _ => unreachable!("checked above"),
+        }
+    }
+
+    /// Recycle checks between tasks.
+    fn after_task(&mut self, id: u64) {
+        let Some(worker) = self.workers.get(&id) else {
+            return;
+        };
+        let max_tasks = self.config.max_tasks_per_worker;
+        if max_tasks > 0 && worker.tasks_served >= max_tasks {
+            let detail = format!("served {max_tasks} tasks (max_tasks_per_worker)");
+            self.stop(id, ExitReason::Recycle, detail, None);
+            return;
+        }
+        let limit_mb = self.config.worker_rss_limit_mb;
+        if limit_mb > 0 {
+            let rss_mb = procfs::rss_bytes(worker.process.pid).unwrap_or(0) >> 20;
+            if rss_mb > limit_mb {
+                let detail = format!("resident memory {rss_mb} MB over {limit_mb} MB");
+                self.stop(id, ExitReason::Recycle, detail, None);
+            }
+        }
+    }
+
+    fn on_exit(&mut self, id: u64, status: ExitStatus, stderr_tail: String) {
+        let Some(worker) = self.workers.remove(&id) else {
+            return;
+        };
+        let pid = worker.process.pid;
+        let (exit_code, signal, how) = describe_status(&status);
+        let was_starting = matches!(worker.state, State::Starting);
+        let (reason, detail) = match worker.stop_reason {
+            Some(r) => r,
+            None if was_starting => (ExitReason::StartupFailed, String::new()),
+            None => (ExitReason::Crash, String::new()),
+        };
+        let lifetime_s = worker.spawned.elapsed().as_secs_f64();
+        let summary = if detail.is_empty() {
+            format!("{how}")
+        } else {
+            format!("{detail}; {how}")
+        };
+        match reason {
+            ExitReason::Idle | ExitReason::Recycle | ExitReason::Close => log::info!(
+            target: LOG_TARGET,
+                "worker {pid} exited ({}): {summary} after {} tasks, {lifetime_s:.1} s",
+                reason.as_str(),
+                worker.tasks_served
+            ),
+            _ => log::warn!(
+            target: LOG_TARGET,
+                "worker {pid} exited ({}): {summary} after {} tasks, {lifetime_s:.1} s",
+                reason.as_str(),
+                worker.tasks_served
+            ),
+        }
+        *self
+            .stats
+            .exits_by_reason
+            .entry(reason.as_str().to_string())
+            .or_default() += 1;
+        if self.stats.recent_exits.len() == RECENT_EXITS_KEPT {
+            self.stats.recent_exits.remove(0);
+        }
+        self.stats.recent_exits.push(ExitRecord {
+            pid,
+            reason: reason.as_str(),
+            detail: summary.clone(),
+            tasks_served: worker.tasks_served,
+            lifetime_s,
+        });
+
+        if let State::Busy(busy) = worker.state {
+            self.on_task_lost(busy.task, pid, &summary, exit_code, signal, stderr_tail);
+        } else if reason == ExitReason::StartupFailed {
+            let tail = last_lines(&stderr_tail, 5);
+            let message = self.last_startup_error.clone().unwrap_or_else(|| {
+                format!("the worker {how} before it was ready. Its last output:\n{tail}")
+            });
+            self.last_startup_error = Some(message);
+            self.fail_queue_if_no_worker();
+        }
+    }
+
+    /// A worker died while running `task`: retry on a fresh worker, or fail it.
+    fn on_task_lost(
+        &mut self,
+        mut task: Box<Task>,
+        pid: u32,
+        summary: &str,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+        stderr_tail: String,
+    ) {
+        let crashed_before = self.crashed_inputs.contains(&task.fingerprint);
+        if self.crashed_inputs.len() == CRASHED_INPUTS_KEPT {
+            self.crashed_inputs.pop_front();
+        }
+        self.crashed_inputs.push_back(task.fingerprint);
+        let retries_left = task.attempts <= self.config.max_retries;
+        if retries_left && !crashed_before && self.closing != Some(true) {
+            log::warn!(
+            target: LOG_TARGET,
+                "retrying task {} on a fresh worker (attempt {} of {})",
+                task.id,
+                task.attempts + 1,
+                self.config.max_retries + 1
+            );
+            self.stats.retried += 1;
+            task.submitted = Instant::now().min(task.submitted);
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            self.queue.push_front(task);
+            return;
+        }
+        let why = if crashed_before {
+            "this input crashed a worker before, so it was not retried"
+        } else {
+            "retries exhausted (VRAM_ORCH_MAX_RETRIES)"
+        };
+        let message = format!(
+            "worker {pid} {summary} while running this task ({why}); other tasks are unaffected. \
+             Last worker output:\n{}",
+            last_lines(&stderr_tail, 10)
+        );
+        self.complete(
+            task.id,
+            Err(TaskError::WorkerCrashed {
+                message,
+                exit_code,
+                signal,
+                stderr_tail,
+                attempts: task.attempts,
+            }),
+        );
+    }
+
+    /// No worker is alive to run the queue and the last start failed: fail the queue
+    /// rather than respawn in a loop.
+    fn fail_queue_if_no_worker(&mut self) {
+        if self.live_workers() > 0 {
+            return;
+        }
+        let message = self
+            .last_startup_error
+            .clone()
+            .unwrap_or_else(|| "the worker could not start".to_string());
+        for task in std::mem::take(&mut self.queue) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.complete(
+                task.id,
+                Err(TaskError::Setup {
+                    message: message.clone(),
+                }),
+            );
+        }
+    }
+
+    // ---- scheduling and timers -------------------------------------------------------
+
+    fn schedule(&mut self) {
+        while !self.queue.is_empty() {
+            // Prefer the worker idle the shortest time: it is the warmest and lets the
+            // others reach their idle timeout.
+            let idle = self
+                .workers
+                .iter()
+                .filter_map(|(id, w)| match w.state {
+                    State::Idle { since } => Some((since, *id)),
+                    _ => None,
+                })
+                .max();
+            let Some((_, id)) = idle else { break };
+            let task = self.queue.pop_front().expect("queue is not empty");
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.dispatch(id, task);
+        }
+        if self.closing == Some(true) {
+            return;
+        }
+        let starting = self
+            .workers
+            .values()
+            .filter(|w| matches!(w.state, State::Starting))
+            .count();
+        let mut needed = self.queue.len().saturating_sub(starting);
+        while needed > 0 && self.live_workers() < self.config.max_workers {
+            if !self.spawn() {
+                break;
+            }
+            needed -= 1;
+        }
+        if self.closing == Some(false) && self.queue.is_empty() {
+            let idle: Vec<u64> = self
+                .workers
+                .iter()
+                .filter(|(_, w)| matches!(w.state, State::Idle { .. } | State::Starting))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in idle {
+                self.stop(id, ExitReason::Close, String::new(), None);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, id: u64, mut task: Box<Task>) {
+        let worker = self.workers.get_mut(&id).expect("dispatch to a known worker");
+        task.attempts += 1;
+        let request = Request::Ocr {
+            id: task.id,
+            input: task.input.kind.clone(),
+            options: task.options,
+        };
+        let now = Instant::now();
+        if !worker.process.send(request, Arc::clone(&task.input.payload)) {
+            // Its stdin is closed: it is on its way out. Back to the queue.
+            task.attempts -= 1;
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            self.queue.push_front(task);
+            worker.state = State::Stopping { kill_at: None };
+            return;
+        }
+        worker.state = State::Busy(Busy {
+            deadline: now + task.timeout,
+            started: now,
+            task,
+        });
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        let mut actions = Vec::new();
+        for (id, w) in &self.workers {
+            match &w.state {
+                State::Busy(busy) if now >= busy.deadline => actions.push((*id, Timer::Timeout)),
+                State::Starting if now >= w.spawned + self.config.startup_timeout => {
+                    actions.push((*id, Timer::StartupTimeout))
+                }
+                State::Stopping {
+                    kill_at: Some(kill_at),
+                } if now >= *kill_at => actions.push((*id, Timer::Kill)),
+                State::Idle { since } => {
+                    if let Some(limit) = self.idle_limit() {
+                        if self.queue.is_empty() && now >= *since + limit {
+                            actions.push((*id, Timer::Idle));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (id, action) in actions {
+            match action {
+                Timer::Timeout => {
+                    if let Some(task) = self.take_busy_task(id) {
+                        let limit_s = task.timeout.as_secs_f64();
+                        self.complete(task.id, Err(TaskError::TaskTimeout { limit_s }));
+                        let detail = format!("task exceeded {limit_s} s");
+                        self.stop(id, ExitReason::Timeout, detail, Some(Signal::SIGTERM));
+                    }
+                }
+                Timer::StartupTimeout => {
+                    let limit = self.config.startup_timeout.as_secs_f64();
+                    let detail = format!("not ready after {limit} s");
+                    self.last_startup_error = Some(format!("the worker was {detail}"));
+                    self.stop(id, ExitReason::StartupFailed, detail, Some(Signal::SIGKILL));
+                }
+                Timer::Kill => {
+                    if let Some(w) = self.workers.get_mut(&id) {
+                        log::warn!(
+            target: LOG_TARGET,
+                            "worker {} still running after the {:.1} s grace period: SIGKILL",
+                            w.process.pid,
+                            self.config.kill_grace.as_secs_f64()
+                        );
+                        w.process.signal(Signal::SIGKILL);
+                        w.state = State::Stopping { kill_at: None };
+                    }
+                }
+                Timer::Idle => {
+                    let detail = "no task within the idle timeout".to_string();
+                    self.stop(id, ExitReason::Idle, detail, None);
+                }
+            }
+        }
+    }
+
+    fn idle_limit(&self) -> Option<Duration> {
+        self.config.idle_timeout.map(|t| t.max(IDLE_LINGER))
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.workers
+            .values()
+            .filter_map(|w| match &w.state {
+                State::Busy(busy) => Some(busy.deadline),
+                State::Starting => Some(w.spawned + self.config.startup_timeout),
+                State::Stopping { kill_at } => *kill_at,
+                State::Idle { since } => self
+                    .idle_limit()
+                    .filter(|_| self.queue.is_empty())
+                    .map(|limit| *since + limit),
+            })
+            .min()
+    }
+
+    // ---- outcomes and views ------------------------------------------------------------
+
+    fn complete(&mut self, id: u64, outcome: TaskOutcome) {
+        match &outcome {
+            Ok(_) => self.stats.succeeded += 1,
+            Err(_) => self.stats.failed += 1,
+        }
+        let _ = self.outcomes.send(Completed { id, outcome });
+    }
+
+    fn snapshot(&self) -> PoolSnapshot {
+        let now = Instant::now();
+        let workers = self
+            .workers
+            .values()
+            .map(|w| WorkerSnapshot {
+                pid: w.process.pid,
+                state: match w.state {
+                    State::Starting => "starting",
+                    State::Idle { .. } => "idle",
+                    State::Busy(_) => "busy",
+                    State::Stopping { .. } => "stopping",
+                },
+                device: w.device(),
+                tasks_served: w.tasks_served,
+                age_s: (now - w.spawned).as_secs_f64(),
+                ready_ms: w.hello.as_ref().map(|h| h.load_ms),
+                rss_mb: procfs::rss_bytes(w.process.pid).map(|b| b as f64 / 1048576.0),
+            })
+            .collect();
+        PoolSnapshot {
+            workers,
+            queue_length: self.queue.len(),
+            in_flight: self
+                .workers
+                .values()
+                .filter(|w| matches!(w.state, State::Busy(_)))
+                .count(),
+            closed: self.closing.is_some(),
+            ..self.stats.clone()
+        }
+    }
+}
+
+enum Timer {
+    Timeout,
+    StartupTimeout,
+    Kill,
+    Idle,
+}
+
+fn task_error(kind: ErrorKind, message: String) -> TaskError {
+    match kind {
+        ErrorKind::InvalidInput => TaskError::InvalidInput { message },
+        ErrorKind::Setup => TaskError::Setup { message },
+        ErrorKind::Inference | ErrorKind::Protocol => TaskError::Inference { message },
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

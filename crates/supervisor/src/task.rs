@@ -1,0 +1,63 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vram_orch_protocol::{InputKind, OcrOptions, OcrResult};
+
+use crate::error::TaskError;
+
+/// The image of one task, as it travels to the worker.
+#[derive(Debug, Clone)]
+pub struct TaskInput {
+    pub kind: InputKind,
+    /// Shared so a retry after a crash needs no copy.
+    pub payload: Arc<Vec<u8>>,
+}
+
+impl TaskInput {
+    /// A cheap identity for "this input crashed a worker before" (not a security hash).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", self.kind).hash(&mut h);
+        self.payload.as_slice().hash(&mut h);
+        h.finish()
+    }
+}
+
+pub(crate) struct Task {
+    pub id: u64,
+    pub input: TaskInput,
+    pub options: OcrOptions,
+    pub timeout: Duration,
+    pub submitted: Instant,
+    /// Attempts started so far (crash retries add one each).
+    pub attempts: u32,
+    pub fingerprint: u64,
+}
+
+/// Which worker served a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStamp {
+    pub pid: u32,
+    pub device: String,
+    pub tasks_served: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskSuccess {
+    pub result: OcrResult,
+    pub queue_ms: f64,
+    /// From submission to result, as the caller sees it.
+    pub total_ms: f64,
+    pub worker: WorkerStamp,
+    pub attempts: u32,
+}
+
+pub type TaskOutcome = Result<TaskSuccess, TaskError>;
+
+/// One finished task, sent exactly once per accepted task.
+#[derive(Debug)]
+pub struct Completed {
+    pub id: u64,
+    pub outcome: TaskOutcome,
+}

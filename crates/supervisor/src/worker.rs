@@ -1,0 +1,234 @@
+//! One worker process as the dispatcher sees it: spawn, its three I/O threads, signals.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, BufWriter};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use crossbeam_channel::{Receiver, Sender};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use vram_orch_protocol::{read_frame, write_frame, FrameError, Request, Response};
+
+use crate::config::PoolConfig;
+
+/// Lines of worker stderr kept for crash reports.
+const STDERR_TAIL_LINES: usize = 40;
+/// Largest frame a worker may send us (results are small; images only go the other way).
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// What a worker's threads report to the dispatcher.
+#[derive(Debug)]
+pub(crate) enum WorkerEvent {
+    Frame(Response),
+    /// The worker sent something that is not a frame; it must be killed.
+    Garbage(String),
+    /// The process ended and was reaped; stdout and stderr are drained.
+    Exited {
+        status: ExitStatus,
+        stderr_tail: String,
+    },
+}
+
+/// How a worker process ended, as people read it.
+pub(crate) fn describe_status(status: &ExitStatus) -> (Option<i32>, Option<i32>, String) {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (Some(code), None, format!("exited with code {code}")),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {sig}"));
+            (None, Some(sig), format!("was killed by {name}"))
+        }
+        _ => (None, None, "ended".to_string()),
+    }
+}
+
+/// The dispatcher's handle on a running worker process.
+pub(crate) struct WorkerProcess {
+    pub pid: u32,
+    /// Requests for the writer thread; dropping it closes the worker's stdin (EOF = exit).
+    requests: Option<Sender<(Request, Arc<Vec<u8>>)>>,
+}
+
+impl WorkerProcess {
+    /// Starts a worker in its own process group with a parent-death signal. Must be called
+    /// from the long-lived dispatcher thread: PR_SET_PDEATHSIG fires when the *thread* that
+    /// forked exits, not only the process.
+    pub fn spawn(
+        id: u64,
+        config: &PoolConfig,
+        events: Sender<(u64, WorkerEvent)>,
+    ) -> std::io::Result<WorkerProcess> {
+        let mut cmd = Command::new(&config.worker_bin);
+        cmd.arg("--model-dir")
+            .arg(&config.model_dir)
+            .arg("--ort-dylib")
+            .arg(&config.ort_dylib)
+            .arg("--device")
+            .arg(config.device.arg())
+            .arg("--threads")
+            .arg(config.threads_per_worker.to_string())
+            .arg("--max-frame-bytes")
+            .arg(config.max_frame_bytes.to_string())
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string());
+        if let Some(mb) = config.vram_limit_mb {
+            cmd.arg("--vram-limit-mb").arg(mb.to_string());
+        }
+        cmd.env_clear()
+            .envs(config.worker_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+
+        let (req_tx, req_rx) = crossbeam_channel::unbounded::<(Request, Arc<Vec<u8>>)>();
+        thread::Builder::new()
+            .name(format!("vo-worker-{pid}-in"))
+            .spawn(move || {
+                let mut out = BufWriter::new(stdin);
+                for (request, payload) in req_rx {
+                    if write_frame(&mut out, &request, &payload).is_err() {
+                        break; // the worker is gone; its exit is reported by the reader
+                    }
+                }
+            })?;
+
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_thread = {
+            let tail = Arc::clone(&tail);
+            thread::Builder::new()
+                .name(format!("vo-worker-{pid}-log"))
+                .spawn(move || forward_stderr(pid, stderr, &tail))?
+        };
+        thread::Builder::new()
+            .name(format!("vo-worker-{pid}-out"))
+            .spawn(move || {
+                let mut input = BufReader::new(stdout);
+                loop {
+                    match read_frame::<Response>(&mut input, MAX_RESPONSE_BYTES) {
+                        Ok(frame) => {
+                            if events.send((id, WorkerEvent::Frame(frame.header))).is_err() {
+                                break;
+                            }
+                        }
+                        Err(FrameError::Eof) => break,
+                        Err(e) => {
+                            let _ = events.send((id, WorkerEvent::Garbage(e.to_string())));
+                            break;
+                        }
+                    }
+                }
+                drop(input);
+                let status = wait_child(&mut child);
+                let _ = stderr_thread.join();
+                let stderr_tail = tail
+                    .lock()
+                    .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                    .unwrap_or_default();
+                let _ = events.send((id, WorkerEvent::Exited { status, stderr_tail }));
+            })?;
+        Ok(WorkerProcess {
+            pid,
+            requests: Some(req_tx),
+        })
+    }
+
+    /// Queues a frame for the worker; false when its stdin is already closed.
+    pub fn send(&self, request: Request, payload: Arc<Vec<u8>>) -> bool {
+        self.requests
+            .as_ref()
+            .is_some_and(|tx| tx.send((request, payload)).is_ok())
+    }
+
+    /// Closes stdin: a healthy worker exits on EOF.
+    pub fn close_stdin(&mut self) {
+        self.requests = None;
+    }
+
+    /// Signals the worker's whole process group.
+    pub fn signal(&self, signal: Signal) {
+        // ESRCH just means it is already gone.
+        let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+    }
+}
+
+fn wait_child(child: &mut Child) -> ExitStatus {
+    loop {
+        match child.wait() {
+            Ok(status) => return status,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // Cannot happen for our own child; report it as a crash-like end.
+            Err(_) => return ExitStatus::from_raw(0x7f00),
+        }
+    }
+}
+
+/// Forwards worker log lines (`LEVEL target: message`) to `log`, keeping a tail.
+fn forward_stderr(pid: u32, stderr: ChildStderr, tail: &Mutex<VecDeque<String>>) {
+    let reader = BufReader::new(stderr);
+    for line in reader.split(b'\n') {
+        let Ok(line) = line else { break };
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let (level, message) = parse_log_line(&line);
+        log::log!(target: "vram_orchestrator.worker", level, "[worker {pid}] {message}");
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == STDERR_TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+}
+
+/// Splits `LEVEL rest` into a level and the rest; anything else (a raw crash message from
+/// a library) is logged as a warning, whole.
+pub(crate) fn parse_log_line(line: &str) -> (log::Level, &str) {
+    if let Some((head, rest)) = line.split_once(' ') {
+        if let Ok(level) = head.parse::<log::Level>() {
+            return (level, rest);
+        }
+    }
+    (log::Level::Warn, line)
+}
+
+/// Receives worker events as one stream for the dispatcher.
+pub(crate) type WorkerEvents = Receiver<(u64, WorkerEvent)>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_keep_their_level() {
+        assert_eq!(parse_log_line("INFO worker: ready").0, log::Level::Info);
+        assert_eq!(parse_log_line("ERROR x: boom").1, "x: boom");
+        let (level, msg) = parse_log_line("Segmentation fault (core dumped)");
+        assert_eq!(level, log::Level::Warn);
+        assert_eq!(msg, "Segmentation fault (core dumped)");
+    }
+
+    #[test]
+    fn statuses_read_as_sentences() {
+        let (code, sig, text) = describe_status(&ExitStatus::from_raw(3 << 8));
+        assert_eq!((code, sig), (Some(3), None));
+        assert_eq!(text, "exited with code 3");
+        let (code, sig, text) = describe_status(&ExitStatus::from_raw(11));
+        assert_eq!((code, sig), (None, Some(11)));
+        assert!(text.contains("SIGSEGV"), "{text}");
+    }
+}

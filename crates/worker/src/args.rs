@@ -1,0 +1,100 @@
+use std::path::PathBuf;
+
+use vram_orch_ocr::Device;
+
+/// Command line of the worker, written by the supervisor (not meant for people, but kept
+/// readable in `ps`).
+#[derive(Debug, Clone)]
+pub struct Args {
+    pub model_dir: PathBuf,
+    pub ort_dylib: PathBuf,
+    pub device: Device,
+    pub threads: usize,
+    pub vram_limit_mb: Option<u64>,
+    pub max_frame_bytes: usize,
+    /// The supervisor's pid: if our parent is already someone else, it died before we ran.
+    pub parent_pid: Option<u32>,
+}
+
+impl Args {
+    pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+        let mut model_dir = None;
+        let mut ort_dylib = None;
+        let mut device = Device::Cpu;
+        let mut threads = 0;
+        let mut vram_limit_mb = None;
+        let mut max_frame_bytes = vram_orch_protocol::DEFAULT_MAX_FRAME_BYTES;
+        let mut parent_pid = None;
+        while let Some(flag) = it.next() {
+            let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--model-dir" => model_dir = Some(PathBuf::from(value()?)),
+                "--ort-dylib" => ort_dylib = Some(PathBuf::from(value()?)),
+                "--device" => device = parse_device(&value()?)?,
+                "--threads" => threads = parse_num(&flag, &value()?)?,
+                "--vram-limit-mb" => vram_limit_mb = Some(parse_num(&flag, &value()?)?),
+                "--max-frame-bytes" => max_frame_bytes = parse_num(&flag, &value()?)?,
+                "--parent-pid" => parent_pid = Some(parse_num(&flag, &value()?)?),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Args {
+            model_dir: model_dir.ok_or("--model-dir is required")?,
+            ort_dylib: ort_dylib.ok_or("--ort-dylib is required")?,
+            device,
+            threads,
+            vram_limit_mb,
+            max_frame_bytes,
+            parent_pid,
+        })
+    }
+}
+
+/// `cpu` or `cuda:N` (the supervisor resolves `auto` and bare `cuda` before spawning).
+pub fn parse_device(text: &str) -> Result<Device, String> {
+    match text {
+        "cpu" => Ok(Device::Cpu),
+        _ => text
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("--device {text:?}: expected cpu or cuda:N")),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{flag} {text:?}: expected a non-negative integer"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Args, String> {
+        Args::parse(list.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn full_command_line() {
+        let args = parse(&[
+            "--model-dir", "/m", "--ort-dylib", "/l.so", "--device", "cuda:1", "--threads", "2",
+            "--vram-limit-mb", "900", "--parent-pid", "42",
+        ])
+        .unwrap();
+        assert_eq!(args.device, Device::Cuda(1));
+        assert_eq!(args.threads, 2);
+        assert_eq!(args.vram_limit_mb, Some(900));
+        assert_eq!(args.parent_pid, Some(42));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert!(parse(&["--ort-dylib", "/l"]).unwrap_err().contains("--model-dir"));
+        assert!(parse(&["--model-dir", "/m", "--ort-dylib", "/l", "--device", "tpu"])
+            .unwrap_err()
+            .contains("tpu"));
+        assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
+        assert!(parse(&["--model-dir"]).unwrap_err().contains("needs a value"));
+    }
+}

@@ -1,0 +1,30 @@
+//! `vram-orch-worker`: one OCR worker process.
+//!
+//! Started by the supervisor with its own process group and a parent-death signal. Loads
+//! ONNX Runtime and the models once, says hello, then answers frames from stdin on stdout
+//! until stdin closes, a `shutdown` arrives or the parent dies. Logs go to stderr, which the
+//! supervisor forwards to Python's `logging`.
+
+mod args;
+mod logger;
+mod serve;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    logger::init();
+    let args = match args::Args::parse(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            log::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = serve::guard_parent(args.parent_pid) {
+        log::error!("{message}");
+        return ExitCode::from(2);
+    }
+    serve::run(&args, started)
+}

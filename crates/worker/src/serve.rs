@@ -1,0 +1,228 @@
+//! The worker's life: load, hello, serve frames, exit.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use vram_orch_ocr::{Engine, EngineOptions, ImageInput, Limits, OcrError, TaskOptions};
+use vram_orch_protocol::{
+    read_frame, write_frame, ErrorKind, FrameError, Hello, InputKind, Line, OcrOptions,
+    OcrResult, Profile, Request, Response, Timings, PROTOCOL_VERSION,
+};
+
+use crate::args::Args;
+
+/// Exit codes the supervisor reads (beside signals).
+const EXIT_SETUP_FAILED: u8 = 3;
+const EXIT_PROTOCOL_ERROR: u8 = 4;
+
+/// Dies with the parent: PR_SET_PDEATHSIG covers a parent that dies later, the pid check a
+/// parent that died between fork and this line. (The supervisor also sets the signal before
+/// exec; doing it again here keeps a hand-started worker safe too.)
+pub fn guard_parent(expected_parent: Option<u32>) -> Result<(), String> {
+    use nix::sys::{prctl, signal::Signal};
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("prctl(PR_SET_PDEATHSIG): {e}"))?;
+    if let Some(expected) = expected_parent {
+        let parent = nix::unistd::getppid().as_raw() as u32;
+        if parent != expected {
+            return Err(format!(
+                "parent {expected} is gone (now {parent}); exiting"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Moves the frame channel off fd 1: returns a private handle to the real stdout and points
+/// fd 1 at stderr, so stray prints from any library can never corrupt a frame.
+fn private_stdout() -> std::io::Result<File> {
+    let stdout = std::io::stdout();
+    let saved: OwnedFd = stdout.as_fd().try_clone_to_owned()?;
+    let mut fd1 = unsafe { OwnedFd::from_raw_fd(1) };
+    nix::unistd::dup2(std::io::stderr().as_fd(), &mut fd1).map_err(std::io::Error::from)?;
+    // fd 1 stays open (now stderr); never close it.
+    std::mem::forget(fd1);
+    Ok(File::from(saved))
+}
+
+pub fn run(args: &Args, started: Instant) -> ExitCode {
+    let mut out = match private_stdout() {
+        Ok(file) => BufWriter::new(file),
+        Err(e) => {
+            log::error!("cannot set up the frame channel: {e}");
+            return ExitCode::from(EXIT_SETUP_FAILED);
+        }
+    };
+    let mut input = BufReader::new(std::io::stdin().lock());
+
+    let options = EngineOptions {
+        model_dir: args.model_dir.clone(),
+        ort_dylib: args.ort_dylib.clone(),
+        device: args.device,
+        intra_threads: args.threads,
+        vram_limit_mb: args.vram_limit_mb,
+    };
+    let mut engine = match Engine::new(&options) {
+        Ok(engine) => engine,
+        Err(e) => {
+            log::error!("{e}");
+            let _ = write_frame(
+                &mut out,
+                &Response::Error {
+                    id: None,
+                    kind: ErrorKind::Setup,
+                    message: e.to_string(),
+                },
+                &[],
+            );
+            return ExitCode::from(EXIT_SETUP_FAILED);
+        }
+    };
+    let info = engine.info();
+    let hello = Hello {
+        protocol_version: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        ort_version: info.ort_version,
+        providers_available: info.providers_available,
+        device: info.device,
+        models: info.models,
+        load_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    log::info!("ready on {} in {:.0} ms", hello.device, hello.load_ms);
+    if write_frame(&mut out, &Response::Hello(hello), &[]).is_err() {
+        return ExitCode::SUCCESS; // the supervisor is gone
+    }
+
+    let mut tasks_served = 0u64;
+    loop {
+        let frame = match read_frame::<Request>(&mut input, args.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(FrameError::Eof) => return ExitCode::SUCCESS,
+            Err(e) => {
+                log::error!("{e}");
+                let _ = write_frame(
+                    &mut out,
+                    &Response::Error {
+                        id: None,
+                        kind: ErrorKind::Protocol,
+                        message: e.to_string(),
+                    },
+                    &[],
+                );
+                return ExitCode::from(EXIT_PROTOCOL_ERROR);
+            }
+        };
+        let response = match frame.header {
+            Request::Shutdown => return ExitCode::SUCCESS,
+            Request::Ping { id } => Response::Pong { id },
+            Request::Info { id } => Response::Info {
+                id,
+                tasks_served,
+                rss_bytes: rss_bytes().unwrap_or(0),
+            },
+            Request::Ocr { id, input, options } => {
+                tasks_served += 1;
+                match ocr(&mut engine, &input, &frame.payload, &options) {
+                    Ok(result) => Response::OcrDone { id, result },
+                    Err(e) => Response::Error {
+                        id: Some(id),
+                        kind: error_kind(&e),
+                        message: e.to_string(),
+                    },
+                }
+            }
+        };
+        if write_frame(&mut out, &response, &[]).is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+fn ocr(
+    engine: &mut Engine,
+    input: &InputKind,
+    payload: &[u8],
+    options: &OcrOptions,
+) -> Result<OcrResult, OcrError> {
+    let task = TaskOptions {
+        profile: match options.profile {
+            Profile::Default => vram_orch_ocr::Profile::Default,
+            Profile::Reference => vram_orch_ocr::Profile::Reference,
+        },
+        limits: Limits {
+            max_input_bytes: options.max_input_bytes as usize,
+            max_pixels: options.max_pixels,
+            max_det_pixels: options.max_det_pixels,
+        },
+    };
+    let file_bytes;
+    let image = match input {
+        InputKind::Encoded => ImageInput::Encoded(payload),
+        InputKind::Path { path } => {
+            file_bytes = read_bounded(path, options.max_input_bytes)?;
+            ImageInput::Encoded(&file_bytes)
+        }
+        InputKind::Raw {
+            width,
+            height,
+            channels,
+        } => ImageInput::Raw {
+            width: *width,
+            height: *height,
+            channels: *channels,
+            data: payload,
+        },
+    };
+    let out = engine.run(image, &task)?;
+    Ok(OcrResult {
+        width: out.width,
+        height: out.height,
+        lines: out
+            .lines
+            .into_iter()
+            .map(|l| Line {
+                text: l.text,
+                score: l.score,
+                bbox: l.bbox,
+            })
+            .collect(),
+        timings: Timings {
+            decode_ms: out.timings.decode_ms,
+            det_ms: out.timings.det_ms,
+            cls_ms: out.timings.cls_ms,
+            rec_ms: out.timings.rec_ms,
+            model_ms: out.timings.model_ms,
+            total_ms: out.timings.total_ms,
+        },
+    })
+}
+
+/// Reads a file no larger than `limit` bytes, checked before reading.
+fn read_bounded(path: &str, limit: u64) -> Result<Vec<u8>, OcrError> {
+    let invalid = |e: std::io::Error| OcrError::InvalidInput(format!("cannot read {path}: {e}"));
+    let size = std::fs::metadata(path).map_err(invalid)?.len();
+    if size > limit {
+        return Err(OcrError::InvalidInput(format!(
+            "{path} has {size} bytes, over the limit of {limit} (max_input_bytes)"
+        )));
+    }
+    std::fs::read(path).map_err(invalid)
+}
+
+fn error_kind(e: &OcrError) -> ErrorKind {
+    match e {
+        OcrError::InvalidInput(_) => ErrorKind::InvalidInput,
+        OcrError::Setup(_) => ErrorKind::Setup,
+        OcrError::Inference(_) => ErrorKind::Inference,
+    }
+}
+
+/// Resident set size from /proc (the supervisor also reads it from outside).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+

@@ -1,0 +1,292 @@
+"""``OcrPool``: OCR in Rust worker processes that give GPU memory back when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import os
+import threading
+import weakref
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, Union
+
+from . import _native, resources
+from .errors import ConfigError, PoolClosed, SetupError
+from .settings import Settings
+
+log = logging.getLogger("vram_orchestrator")
+
+#: What ``ocr``/``submit`` accept: a path, encoded image bytes, or a numpy uint8 array
+#: (HxW gray, HxWx3 RGB, HxWx4 RGBA).
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
+
+_LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn"}
+
+
+def gpu_report() -> dict[str, Any]:
+    """What NVML says about the GPUs now (``{"status": "unavailable", "reason": ...}``
+    without a driver). Never creates a CUDA context."""
+    report: dict[str, Any] = json.loads(_native.gpu_probe_json())
+    return report
+
+
+def _resolve_device(requested: str, dylib: Any) -> tuple[str, str]:
+    """Turns auto/cuda/cuda:N into cpu or cuda:N, with the reason, or fails clearly."""
+    if requested == "cpu":
+        return "cpu", "VRAM_ORCH_DEVICE=cpu"
+    gpu = gpu_report()
+    cuda_ep = resources.has_cuda_provider(dylib)
+    if requested == "auto":
+        if gpu["status"] != "available" or not gpu["devices"]:
+            return "cpu", gpu.get("reason", "NVML lists no GPU")
+        if not cuda_ep:
+            return "cpu", (f"ONNX Runtime at {dylib} has no CUDA provider "
+                           "(install vram-orchestrator[gpu] for CUDA)")
+        best = max(gpu["devices"], key=lambda d: d["free_mb"])
+        return f"cuda:{best['index']}", f"NVML: {best['name']} has {best['free_mb']:.0f} MB free"
+    if gpu["status"] != "available" or not gpu["devices"]:
+        raise SetupError(f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but "
+                         f"{gpu.get('reason', 'NVML lists no GPU')}. Use cpu or auto.")
+    if not cuda_ep:
+        raise SetupError(f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but ONNX Runtime at "
+                         f"{dylib} has no CUDA provider: pip install vram-orchestrator[gpu].")
+    index = 0 if requested == "cuda" else int(requested.split(":", 1)[1])
+    count = len(gpu["devices"])
+    if index >= count:
+        raise ConfigError(f"VRAM_ORCH_DEVICE={requested!r}: only {count} GPU(s) visible "
+                          f"(cuda:0..cuda:{count - 1}).")
+    return f"cuda:{index}", f"VRAM_ORCH_DEVICE={requested}"
+
+
+def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
+    """The worker's whole environment: a clean one plus what it needs."""
+    keep = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+    env = [(k, os.environ[k]) for k in keep if k in os.environ]
+    inherited = os.environ.get("LD_LIBRARY_PATH")
+    env.append(("LD_LIBRARY_PATH", os.pathsep.join(lib_dirs + ([inherited] if inherited else []))))
+    env.append(("VRAM_ORCH_WORKER_LOG", level))
+    return env
+
+
+def _worker_log_level(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    level = logging.getLogger("vram_orchestrator.worker").getEffectiveLevel()
+    return _LEVELS.get(level, "error" if level > logging.WARNING else "trace")
+
+
+def _coerce(image: ImageSource) -> Any:
+    """Paths become absolute strings; buffers bytes; arrays pass through (read in place)."""
+    if isinstance(image, (str, os.PathLike)):
+        return os.path.abspath(os.fspath(image))
+    if isinstance(image, memoryview):
+        return image.tobytes()
+    if isinstance(image, (bytes, bytearray)):
+        return image
+    if hasattr(image, "__array_interface__") and hasattr(image, "dtype"):
+        if str(image.dtype) != "uint8":
+            raise TypeError(f"numpy images must be uint8, not {image.dtype}")
+        return image
+    raise TypeError(f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
+                    "or a numpy uint8 array")
+
+
+class OcrPool:
+    """A pool of OCR worker processes.
+
+    Keyword arguments override the environment (see ``settings.ENV_VARS``); e.g.
+    ``OcrPool(device="cpu", max_workers=2, free_vram_on_idle=True, idle_timeout_s=0)``.
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.settings = Settings.load(settings)
+        s = self.settings
+        self._worker_bin = resources.worker_bin(s.worker_bin)
+        self._ort_dylib = resources.ort_dylib(s.ort_dylib)
+        self._model_dir = resources.model_dir(s.model_dir)
+        self._device, self._device_reason = _resolve_device(s.device, self._ort_dylib)
+        if self._device == "cpu":
+            log.info("workers run on CPU: %s", self._device_reason)
+        else:
+            log.info("workers run on %s: %s", self._device, self._device_reason)
+        threads = s.threads or max(1, (os.cpu_count() or 1) // s.max_workers)
+        self._native_config: dict[str, Any] = {
+            "worker_bin": str(self._worker_bin),
+            "model_dir": str(self._model_dir),
+            "ort_dylib": str(self._ort_dylib),
+            "device": self._device,
+            "worker_env": _worker_env(resources.library_dirs(self._ort_dylib),
+                                      _worker_log_level(s.worker_log)),
+            "max_workers": s.max_workers,
+            "queue_max": s.queue_max,
+            "idle_timeout_s": s.idle_timeout_s if s.free_vram_on_idle else None,
+            "task_timeout_s": s.task_timeout_s,
+            "kill_grace_s": s.kill_grace_s,
+            "startup_timeout_s": s.startup_timeout_s,
+            "max_tasks_per_worker": s.max_tasks_per_worker,
+            "worker_rss_limit_mb": s.worker_rss_limit_mb,
+            "max_retries": s.max_retries,
+            "threads_per_worker": threads,
+            "vram_limit_mb": s.worker_vram_limit_mb or None,
+            "profile": s.ocr_profile,
+            "max_input_bytes": s.max_input_bytes,
+            "max_pixels": s.max_pixels,
+            "max_det_pixels": s.max_det_pixels,
+            "max_frame_bytes": s.max_input_bytes + (1 << 20),
+        }
+        self._futures: dict[int, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._native = _native.NativePool(self._native_config, self._on_done)
+        # Interpreter exit ends the workers even without close(); weakly, so the pool can
+        # still be garbage-collected.
+        self._atexit = _atexit_closer(self)
+        atexit.register(self._atexit)
+
+    # ---- submitting -------------------------------------------------------------------
+
+    def submit(self, image: ImageSource, *, profile: str | None = None,
+               timeout_s: float | None = None) -> Future[dict[str, Any]]:
+        """Queues one image; returns a ``concurrent.futures.Future`` of the result dict.
+
+        Raises ``QueueFull`` or ``PoolClosed`` at once. Cancelling the future removes the
+        task if it has not started.
+        """
+        source = _coerce(image)
+        options = self._options(profile)
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            task_id = self._native.submit(source, options, timeout_s)
+            self._futures[task_id] = future
+        native = self._native
+
+        def on_cancel(f: Future[dict[str, Any]]) -> None:
+            if f.cancelled():
+                native.cancel(task_id)
+
+        future.add_done_callback(on_cancel)
+        return future
+
+    def ocr(self, image: ImageSource, *, profile: str | None = None,
+            timeout_s: float | None = None) -> dict[str, Any]:
+        """OCRs one image and returns the result dict (see the README)."""
+        return self.submit(image, profile=profile, timeout_s=timeout_s).result()
+
+    async def ocr_async(self, image: ImageSource, *, profile: str | None = None,
+                        timeout_s: float | None = None) -> dict[str, Any]:
+        """``ocr`` for asyncio; cancelling the awaiting task removes a queued task."""
+        return await asyncio.wrap_future(self.submit(image, profile=profile, timeout_s=timeout_s))
+
+    def _options(self, profile: str | None) -> dict[str, Any] | None:
+        if profile is None:
+            return None
+        if profile not in ("default", "reference"):
+            raise ConfigError(f"profile={profile!r} is not allowed: expected default or reference")
+        c = self._native_config
+        return {"profile": profile, "max_input_bytes": c["max_input_bytes"],
+                "max_pixels": c["max_pixels"], "max_det_pixels": c["max_det_pixels"]}
+
+    def _on_done(self, task_id: int, result: dict[str, Any] | None,
+                 error: BaseException | None) -> None:
+        with self._lock:
+            future = self._futures.pop(task_id, None)
+        if future is None or future.done():
+            return
+        try:
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)  # type: ignore[arg-type]
+        except InvalidStateError:
+            pass  # cancelled by the caller meanwhile
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def warm_up(self, workers: int | None = None) -> None:
+        """Starts workers ahead of work (all of ``max_workers`` by default)."""
+        self._native.warm_up(self.settings.max_workers if workers is None else workers)
+
+    def close(self, *, cancel_pending: bool = False, timeout_s: float | None = None) -> bool:
+        """Stops the pool: waits for queued and running tasks (or fails them with
+        ``PoolClosed`` when ``cancel_pending``), ends and reaps every worker. Returns False
+        if ``timeout_s`` passed first. Safe to call twice."""
+        atexit.unregister(self._atexit)
+        finished = self._native.close(cancel_pending, timeout_s)
+        with self._lock:
+            leftovers, self._futures = self._futures, {}
+        for future in leftovers.values():
+            if not future.done():
+                future.set_exception(PoolClosed("the pool is closed"))
+        return bool(finished)
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._native.is_closed())
+
+    def __enter__(self) -> OcrPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        native = getattr(self, "_native", None)
+        if native is not None and not native.is_closed():
+            native.close(True, 5.0)
+
+    # ---- introspection ------------------------------------------------------------------
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Devices, workers (pid, state, device, tasks served), queue, limits, paths."""
+        raw = self._native.snapshot_json()
+        snap: dict[str, Any] = json.loads(raw) if raw else {"closed": True, "workers": []}
+        s = self.settings
+        return {
+            "version": _native.__version__,
+            "device": self._device,
+            "device_reason": self._device_reason,
+            "gpu": gpu_report(),
+            "workers": snap.get("workers", []),
+            "queue": {"length": snap.get("queue_length", 0), "max": s.queue_max,
+                      "in_flight": snap.get("in_flight", 0)},
+            "counters": {k: snap.get(k, 0) for k in
+                         ("submitted", "succeeded", "failed", "retried", "spawned")},
+            "exits_by_reason": snap.get("exits_by_reason", {}),
+            "recent_exits": snap.get("recent_exits", []),
+            "closed": snap.get("closed", True),
+            "limits": {
+                "max_workers": s.max_workers,
+                "threads_per_worker": self._native_config["threads_per_worker"],
+                "task_timeout_s": s.task_timeout_s,
+                "kill_grace_s": s.kill_grace_s,
+                "queue_max": s.queue_max,
+                "max_input_bytes": s.max_input_bytes,
+                "max_pixels": s.max_pixels,
+                "max_det_pixels": s.max_det_pixels,
+                "max_tasks_per_worker": s.max_tasks_per_worker,
+                "worker_rss_limit_mb": s.worker_rss_limit_mb,
+                "worker_vram_limit_mb": s.worker_vram_limit_mb,
+                "max_retries": s.max_retries,
+            },
+            "free_vram_on_idle": s.free_vram_on_idle,
+            "idle_timeout_s": s.idle_timeout_s if s.free_vram_on_idle else None,
+            "profile": s.ocr_profile,
+            "ort_dylib": str(self._ort_dylib),
+            "model_dir": str(self._model_dir),
+            "worker_bin": str(self._worker_bin),
+            "settings_sources": dict(s.sources),
+        }
+
+
+def _atexit_closer(pool: OcrPool) -> Any:
+    ref = weakref.ref(pool)
+
+    def close() -> None:
+        p = ref()
+        if p is not None and not p.closed:
+            p.close(cancel_pending=True, timeout_s=10.0)
+
+    return close

@@ -1,0 +1,240 @@
+"""Configuration: every environment variable declared once, parsed and validated.
+
+Constructor keywords of :class:`~vram_orchestrator.OcrPool` use the same names in lower case
+without the ``VRAM_ORCH_`` prefix and win over the environment. A bad value fails at start
+with the variable's name, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["ENV_VARS", "EnvVar", "Settings"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+
+
+def _int(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer >= {minimum}") from None
+        if value < minimum:
+            raise ValueError(f"expected an integer >= {minimum}")
+        return value
+
+    return parse
+
+
+def _seconds(allow_zero: bool = True) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError("expected a number of seconds") from None
+        if value != value or value < 0 or (value == 0 and not allow_zero):
+            raise ValueError("expected a number of seconds >= 0" if allow_zero else "expected a number of seconds > 0")
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    value = text.strip().lower()
+    if value in {"auto", "cpu", "cuda"}:
+        return value
+    if value.startswith("cuda:") and value[5:].isdigit():
+        return value
+    raise ValueError("expected auto, cpu, cuda or cuda:N")
+
+
+def _profile(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"default", "reference"}:
+        raise ValueError("expected default or reference")
+    return value
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"error", "warn", "info", "debug", "trace", "auto"}:
+        raise ValueError("expected error, warn, info, debug, trace or auto")
+    return value
+
+
+def _path(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a path")
+    return os.path.abspath(os.path.expanduser(text.strip()))
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One setting: its environment name, keyword, parser, default and meaning."""
+
+    name: str
+    keyword: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    aliases: tuple[str, ...] = ()
+
+
+def _v(name: str, parse: Callable[[str], Any], default: Any, doc: str, *aliases: str) -> EnvVar:
+    keyword = name.removeprefix("VRAM_ORCH_").lower()
+    return EnvVar(name, keyword, parse, default, doc, aliases)
+
+
+#: The whole configuration surface. The README's table is generated from it
+#: (``python -m vram_orchestrator.settings``).
+ENV_VARS: tuple[EnvVar, ...] = (
+    _v("FREE_VRAM_ON_IDLE", _bool, True,
+       "Workers exit when idle so GPU memory returns to zero; off keeps them warm.",
+       "DOCLING_SERVE_FREE_VRAM_ON_IDLE"),
+    _v("VRAM_ORCH_IDLE_TIMEOUT_S", _seconds(), 0.0,
+       "Idle seconds before a worker exits (with FREE_VRAM_ON_IDLE). 0 = as soon as the queue is "
+       "empty (after a 0.1 s grace so back-to-back calls reuse the worker)."),
+    _v("VRAM_ORCH_DEVICE", _device, "auto",
+       "auto (CUDA when NVML sees a GPU and ONNX Runtime has the CUDA provider), cpu, cuda, cuda:N."),
+    _v("VRAM_ORCH_MAX_WORKERS", _int(1), 2, "Worker processes at most."),
+    _v("VRAM_ORCH_THREADS", _int(0), 0,
+       "ONNX Runtime threads per worker; 0 = CPU cores / MAX_WORKERS (at least 1)."),
+    _v("VRAM_ORCH_QUEUE_MAX", _int(1), 1024, "Tasks that may wait; more fail with QueueFull."),
+    _v("VRAM_ORCH_TASK_TIMEOUT_S", _seconds(False), 600.0,
+       "Time limit of one task; past it the worker is killed and the task fails with TaskTimeout."),
+    _v("VRAM_ORCH_KILL_GRACE_S", _seconds(), 5.0, "Seconds between SIGTERM and SIGKILL."),
+    _v("VRAM_ORCH_STARTUP_TIMEOUT_S", _seconds(False), 120.0,
+       "A worker not ready (runtime and models loaded) by then is killed."),
+    _v("VRAM_ORCH_MAX_TASKS_PER_WORKER", _int(0), 0, "Recycle a worker after N tasks (0 = never)."),
+    _v("VRAM_ORCH_WORKER_RSS_LIMIT_MB", _int(0), 0,
+       "Recycle a worker whose resident memory passes this, between tasks (0 = no limit)."),
+    _v("VRAM_ORCH_WORKER_VRAM_LIMIT_MB", _int(0), 0,
+       "ONNX Runtime CUDA arena limit (gpu_mem_limit) per worker (0 = no limit)."),
+    _v("VRAM_ORCH_ADMISSION_TIMEOUT_S", _seconds(), 30.0,
+       "How long a task may wait for enough free GPU memory."),
+    _v("VRAM_ORCH_MAX_RETRIES", _int(0), 1,
+       "Retries of a task whose worker crashed (never for an input that crashed one before)."),
+    _v("VRAM_ORCH_OCR_PROFILE", _profile, "default",
+       "default (fixes the reference's defects) or reference (RapidOCR 1.4.4 parity)."),
+    _v("VRAM_ORCH_MAX_INPUT_BYTES", _int(1), 64 << 20, "Largest encoded input, bytes."),
+    _v("VRAM_ORCH_MAX_PIXELS", _int(1), 40_000_000,
+       "Largest decoded image, width x height (checked from the header, before decoding)."),
+    _v("VRAM_ORCH_MAX_DET_PIXELS", _int(1), 4_000_000, "Largest detector input, width x height."),
+    _v("VRAM_ORCH_MODEL_DIR", _path, None,
+       "Folder with the PP-OCR .onnx files; default: installed rapidocr_onnxruntime, the user "
+       "cache, else downloaded into the cache."),
+    _v("VRAM_ORCH_ORT_DYLIB", _path, None,
+       "libonnxruntime.so to load in workers; default: from the onnxruntime(-gpu) wheel."),
+    _v("VRAM_ORCH_PROFILE_DIR", _path, None, "Where learned per-task VRAM peaks are kept."),
+    _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
+    _v("VRAM_ORCH_WORKER_LOG", _log_level, "auto",
+       "Worker log level; auto follows the 'vram_orchestrator.worker' logger."),
+)
+
+_BY_KEYWORD = {v.keyword: v for v in ENV_VARS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one pool (see :data:`ENV_VARS` for each field's meaning)."""
+
+    free_vram_on_idle: bool = True
+    idle_timeout_s: float = 0.0
+    device: str = "auto"
+    max_workers: int = 2
+    threads: int = 0
+    queue_max: int = 1024
+    task_timeout_s: float = 600.0
+    kill_grace_s: float = 5.0
+    startup_timeout_s: float = 120.0
+    max_tasks_per_worker: int = 0
+    worker_rss_limit_mb: int = 0
+    worker_vram_limit_mb: int = 0
+    admission_timeout_s: float = 30.0
+    max_retries: int = 1
+    ocr_profile: str = "default"
+    max_input_bytes: int = 64 << 20
+    max_pixels: int = 40_000_000
+    max_det_pixels: int = 4_000_000
+    model_dir: str | None = None
+    ort_dylib: str | None = None
+    profile_dir: str | None = None
+    worker_bin: str | None = None
+    worker_log: str = "auto"
+    #: Where each value came from ("default", "env NAME" or "argument"), for runtime_info.
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> Settings:
+        """Reads the environment, applies keyword overrides, validates everything."""
+        env = os.environ if environ is None else environ
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(_BY_KEYWORD))
+        if unknown:
+            allowed = ", ".join(sorted(_BY_KEYWORD))
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; allowed: {allowed}")
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for var in ENV_VARS:
+            if var.keyword in overrides and overrides[var.keyword] is not None:
+                raw = overrides[var.keyword]
+                values[var.keyword] = _parse(var, raw if isinstance(raw, str) else _to_text(raw),
+                                             f"argument {var.keyword}")
+                sources[var.keyword] = "argument"
+                continue
+            for name in (var.name, *var.aliases):
+                if name in env:
+                    values[var.keyword] = _parse(var, env[name], name)
+                    sources[var.keyword] = f"env {name}"
+                    break
+            else:
+                values[var.keyword] = var.default
+                sources[var.keyword] = "default"
+        return cls(**values, sources=sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def _parse(var: EnvVar, text: str, where: str) -> Any:
+    try:
+        return var.parse(text)
+    except ValueError as e:
+        raise ConfigError(f"{where}={text!r} is not allowed: {e}") from None
+
+
+def markdown_table() -> str:
+    """The configuration table of the README."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in ENV_VARS:
+        name = var.name + "".join(f" (alias `{a}`)" for a in var.aliases)
+        default = "—" if var.default is None else f"`{_to_text(var.default)}`"
+        rows.append(f"| `{name}` | {default} | {var.doc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

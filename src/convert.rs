@@ -1,0 +1,190 @@
+//! Python values ↔ supervisor types.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+use vram_orch_supervisor::{
+    DeviceChoice, InputKind, OcrOptions, PoolConfig, Profile, TaskInput, TaskSuccess,
+};
+
+use crate::errors::InvalidInput;
+
+fn get<'py, T>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+    for<'a> <T as FromPyObject<'a, 'py>>::Error: Into<PyErr>,
+{
+    let item = d
+        .get_item(key)?
+        .ok_or_else(|| PyKeyError::new_err(format!("native config lacks {key:?}")))?;
+    item.extract::<T>().map_err(|e| {
+        let e: PyErr = e.into();
+        PyValueError::new_err(format!("native config {key:?}: {e}"))
+    })
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+pub fn profile(text: &str) -> PyResult<Profile> {
+    match text {
+        "default" => Ok(Profile::Default),
+        "reference" => Ok(Profile::Reference),
+        other => Err(PyValueError::new_err(format!(
+            "profile {other:?}: expected 'default' or 'reference'"
+        ))),
+    }
+}
+
+/// Task options from a dict with `profile`, `max_input_bytes`, `max_pixels`,
+/// `max_det_pixels`.
+pub fn ocr_options(d: &Bound<'_, PyDict>) -> PyResult<OcrOptions> {
+    Ok(OcrOptions {
+        profile: profile(&get::<String>(d, "profile")?)?,
+        max_input_bytes: get(d, "max_input_bytes")?,
+        max_pixels: get(d, "max_pixels")?,
+        max_det_pixels: get(d, "max_det_pixels")?,
+    })
+}
+
+/// The pool config from the dict the Python layer built (already validated there).
+pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
+    let device: String = get(d, "device")?;
+    let device = match device.as_str() {
+        "cpu" => DeviceChoice::Cpu,
+        other => DeviceChoice::Cuda(
+            other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| PyValueError::new_err(format!("device {other:?}")))?,
+        ),
+    };
+    let idle_timeout_s: Option<f64> = get(d, "idle_timeout_s")?;
+    let vram_limit_mb: Option<u64> = get(d, "vram_limit_mb")?;
+    Ok(PoolConfig {
+        worker_bin: get::<PathBuf>(d, "worker_bin")?,
+        model_dir: get::<PathBuf>(d, "model_dir")?,
+        ort_dylib: get::<PathBuf>(d, "ort_dylib")?,
+        device,
+        worker_env: get(d, "worker_env")?,
+        max_workers: get(d, "max_workers")?,
+        queue_max: get(d, "queue_max")?,
+        idle_timeout: idle_timeout_s.map(seconds),
+        task_timeout: seconds(get(d, "task_timeout_s")?),
+        kill_grace: seconds(get(d, "kill_grace_s")?),
+        startup_timeout: seconds(get(d, "startup_timeout_s")?),
+        max_tasks_per_worker: get(d, "max_tasks_per_worker")?,
+        worker_rss_limit_mb: get(d, "worker_rss_limit_mb")?,
+        max_retries: get(d, "max_retries")?,
+        threads_per_worker: get(d, "threads_per_worker")?,
+        vram_limit_mb,
+        default_options: ocr_options(d)?,
+        max_frame_bytes: get(d, "max_frame_bytes")?,
+    })
+}
+
+/// A path (str), encoded bytes, or a numpy uint8 array (HxW, HxWx1/3/4). Arrays are read
+/// in place (one copy, into the frame buffer); nothing is copied on the Python side.
+pub fn task_input(image: &Bound<'_, PyAny>) -> PyResult<TaskInput> {
+    if image.cast::<PyString>().is_ok() {
+        return Ok(TaskInput {
+            kind: InputKind::Path {
+                path: image.extract::<String>()?,
+            },
+            payload: Arc::new(Vec::new()),
+        });
+    }
+    if let Ok(bytes) = image.cast::<PyBytes>() {
+        return Ok(encoded(bytes.as_bytes().to_vec()));
+    }
+    if let Ok(bytes) = image.cast::<PyByteArray>() {
+        return Ok(encoded(bytes.to_vec()));
+    }
+    if let Ok(array) = image.extract::<PyReadonlyArrayDyn<'_, u8>>() {
+        return raw(&array);
+    }
+    let type_name = image.get_type().name()?;
+    Err(PyTypeError::new_err(format!(
+        "cannot OCR a {type_name}: pass a path, encoded image bytes or a numpy uint8 array"
+    )))
+}
+
+fn encoded(bytes: Vec<u8>) -> TaskInput {
+    TaskInput {
+        kind: InputKind::Encoded,
+        payload: Arc::new(bytes),
+    }
+}
+
+fn raw(array: &PyReadonlyArrayDyn<'_, u8>) -> PyResult<TaskInput> {
+    let shape = array.shape();
+    let (height, width, channels) = match *shape {
+        [h, w] => (h, w, 1),
+        [h, w, c] if matches!(c, 1 | 3 | 4) => (h, w, c),
+        _ => {
+            return Err(InvalidInput::new_err(format!(
+                "array of shape {shape:?}: expected HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA)"
+            )))
+        }
+    };
+    let (width, height) = match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => return Err(InvalidInput::new_err(format!("array of shape {shape:?} is too large"))),
+    };
+    let data = match array.as_slice() {
+        Ok(contiguous) => contiguous.to_vec(),
+        // Strided views (crops, transposes) are gathered in order, still one copy.
+        Err(_) => array.as_array().iter().copied().collect(),
+    };
+    Ok(TaskInput {
+        kind: InputKind::Raw {
+            width,
+            height,
+            channels: channels as u8,
+        },
+        payload: Arc::new(data),
+    })
+}
+
+/// The result dict of DESIGN.md.
+pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py, PyDict>> {
+    let lines = PyList::empty(py);
+    for line in &s.result.lines {
+        let d = PyDict::new(py);
+        d.set_item("text", &line.text)?;
+        d.set_item("score", line.score)?;
+        let points: Vec<Vec<f32>> = line.bbox.iter().map(|p| p.to_vec()).collect();
+        d.set_item("box", points)?;
+        lines.append(d)?;
+    }
+    let t = &s.result.timings;
+    let timings = PyDict::new(py);
+    timings.set_item("queue", s.queue_ms)?;
+    timings.set_item("decode", t.decode_ms)?;
+    timings.set_item("det", t.det_ms)?;
+    timings.set_item("cls", t.cls_ms)?;
+    timings.set_item("rec", t.rec_ms)?;
+    timings.set_item("model", t.model_ms)?;
+    timings.set_item("worker", t.total_ms)?;
+    timings.set_item("total", s.total_ms)?;
+    let worker = PyDict::new(py);
+    worker.set_item("pid", s.worker.pid)?;
+    worker.set_item("device", &s.worker.device)?;
+    worker.set_item("tasks_served", s.worker.tasks_served)?;
+    let d = PyDict::new(py);
+    d.set_item("lines", lines)?;
+    d.set_item("width", s.result.width)?;
+    d.set_item("height", s.result.height)?;
+    d.set_item("timings_ms", timings)?;
+    d.set_item("worker", worker)?;
+    d.set_item("attempts", s.attempts)?;
+    // Filled once per-task VRAM peaks are measured (NVML, GPU workers only).
+    d.set_item("vram_peak_mb", py.None())?;
+    Ok(d)
+}

@@ -44,8 +44,11 @@ fn main() {
         .arg(root.join("crates/worker/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
-        // The outer build's target settings are for the extension, not the worker.
+        // The outer build's settings are for the extension, not the worker (and under
+        // `cargo clippy` the wrapper would lint the worker workspace as part of a build).
         .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()

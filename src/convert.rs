@@ -135,7 +135,11 @@ fn raw(array: &PyReadonlyArrayDyn<'_, u8>) -> PyResult<TaskInput> {
     };
     let (width, height) = match (u32::try_from(width), u32::try_from(height)) {
         (Ok(w), Ok(h)) => (w, h),
-        _ => return Err(InvalidInput::new_err(format!("array of shape {shape:?} is too large"))),
+        _ => {
+            return Err(InvalidInput::new_err(format!(
+                "array of shape {shape:?} is too large"
+            )))
+        }
     };
     let data = match array.as_slice() {
         Ok(contiguous) => contiguous.to_vec(),

@@ -62,7 +62,10 @@ create_exception!(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("VramOrchestratorError", py.get_type::<VramOrchestratorError>())?;
+    m.add(
+        "VramOrchestratorError",
+        py.get_type::<VramOrchestratorError>(),
+    )?;
     m.add("InsufficientVram", py.get_type::<InsufficientVram>())?;
     m.add("TaskTimeout", py.get_type::<TaskTimeout>())?;
     m.add("WorkerCrashed", py.get_type::<WorkerCrashed>())?;
@@ -86,18 +89,17 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
         TaskError::PoolClosed => PoolClosed::new_err(message),
         TaskError::Setup { .. } => SetupError::new_err(message),
         TaskError::Inference { .. } => InferenceError::new_err(message),
-        TaskError::Cancelled => {
-            pyo3::exceptions::asyncio::CancelledError::new_err(message)
-        }
+        TaskError::Cancelled => pyo3::exceptions::asyncio::CancelledError::new_err(message),
     };
     let value = err.value(py);
     let set = |name: &str, v: Bound<'_, PyAny>| {
         let _ = value.setattr(name, v);
     };
     match error {
-        TaskError::TaskTimeout { limit_s } => {
-            set("limit_s", limit_s.into_pyobject(py).expect("float").into_any())
-        }
+        TaskError::TaskTimeout { limit_s } => set(
+            "limit_s",
+            limit_s.into_pyobject(py).expect("float").into_any(),
+        ),
         TaskError::WorkerCrashed {
             exit_code,
             signal,
@@ -105,10 +107,19 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
             attempts,
             ..
         } => {
-            set("exit_code", exit_code.into_pyobject(py).expect("int").into_any());
+            set(
+                "exit_code",
+                exit_code.into_pyobject(py).expect("int").into_any(),
+            );
             set("signal", signal.into_pyobject(py).expect("int").into_any());
-            set("stderr_tail", stderr_tail.into_pyobject(py).expect("str").into_any());
-            set("attempts", attempts.into_pyobject(py).expect("int").into_any());
+            set(
+                "stderr_tail",
+                stderr_tail.into_pyobject(py).expect("str").into_any(),
+            );
+            set(
+                "attempts",
+                attempts.into_pyobject(py).expect("int").into_any(),
+            );
         }
         TaskError::QueueFull { limit } => {
             set("limit", limit.into_pyobject(py).expect("int").into_any())

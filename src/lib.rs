@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 #[pyfunction]
 fn gpu_probe_json(py: Python<'_>) -> String {
     let report = py.detach(vram_orch_supervisor::gpu::probe);
-    serde_json::to_string(&report).unwrap_or_else(|e| format!("{{\"status\":\"unavailable\",\"reason\":\"{e}\"}}"))
+    serde_json::to_string(&report)
+        .unwrap_or_else(|e| format!("{{\"status\":\"unavailable\",\"reason\":\"{e}\"}}"))
 }
 
 #[pymodule]

@@ -88,10 +88,6 @@ impl NativePool {
             // The dispatcher has sent every outcome; let the completer deliver them.
             let handle = self.completer.lock().ok().and_then(|mut h| h.take());
             if let Some(handle) = handle {
-                if Arc::strong_count(&self.supervisor) == 1 {
-                    // Outcome sender lives in the dispatcher, which has ended: the
-                    // completer sees a closed channel once it drains.
-                }
                 py.detach(move || {
                     let _ = handle.join();
                 });

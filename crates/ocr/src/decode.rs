@@ -95,7 +95,11 @@ fn decode_encoded(bytes: &[u8], profile: Profile, limits: &Limits) -> Result<Rgb
     })?;
     if !matches!(
         format,
-        ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Tiff | ImageFormat::Bmp | ImageFormat::WebP
+        ImageFormat::Png
+            | ImageFormat::Jpeg
+            | ImageFormat::Tiff
+            | ImageFormat::Bmp
+            | ImageFormat::WebP
     ) {
         return Err(invalid(format!(
             "unsupported image format {format:?} (expected PNG, JPEG, TIFF, BMP or WebP)"
@@ -143,16 +147,26 @@ fn decode_encoded(bytes: &[u8], profile: Profile, limits: &Limits) -> Result<Rgb
 
 fn decode_error(format: ImageFormat, e: image::ImageError) -> OcrError {
     match e {
-        image::ImageError::Limits(l) => invalid(format!("{format:?} image exceeds the decode limits: {l}")),
+        image::ImageError::Limits(l) => {
+            invalid(format!("{format:?} image exceeds the decode limits: {l}"))
+        }
         image::ImageError::Unsupported(u) => invalid(format!("unsupported {format:?} image: {u}")),
-        other => invalid(format!("cannot decode {format:?} image (corrupt or truncated?): {other}")),
+        other => invalid(format!(
+            "cannot decode {format:?} image (corrupt or truncated?): {other}"
+        )),
     }
 }
 
 /// Reference only: a palette PNG as Pillow's `np.array` sees it (indices, gray).
 /// `None` when the PNG has no palette.
 fn png_palette_indices(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImage>, OcrError> {
-    let mut dec = png::Decoder::new(Cursor::new(bytes));
+    let bytes_limit = limits.max_pixels.saturating_mul(8).saturating_add(1 << 24);
+    let mut dec = png::Decoder::new_with_limits(
+        Cursor::new(bytes),
+        png::Limits {
+            bytes: usize::try_from(bytes_limit).unwrap_or(usize::MAX),
+        },
+    );
     dec.set_transformations(png::Transformations::IDENTITY);
     let mut reader = match dec.read_info() {
         Ok(r) => r,
@@ -161,7 +175,12 @@ fn png_palette_indices(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImage>
     };
     let (w, h, ct, depth) = {
         let info = reader.info();
-        (info.width, info.height, info.color_type, info.bit_depth as u8)
+        (
+            info.width,
+            info.height,
+            info.color_type,
+            info.bit_depth as u8,
+        )
     };
     if ct != png::ColorType::Indexed {
         return Ok(None);
@@ -171,9 +190,11 @@ fn png_palette_indices(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImage>
         .output_buffer_size()
         .ok_or_else(|| invalid("PNG too large"))?;
     let mut buf = vec![0u8; size];
-    let out = reader
-        .next_frame(&mut buf)
-        .map_err(|e| invalid(format!("cannot decode Png image (corrupt or truncated?): {e}")))?;
+    let out = reader.next_frame(&mut buf).map_err(|e| {
+        invalid(format!(
+            "cannot decode Png image (corrupt or truncated?): {e}"
+        ))
+    })?;
     let stride = out.line_size;
     let mut idx = Vec::with_capacity(w as usize * h as usize);
     let per_byte = 8 / depth as usize;
@@ -249,7 +270,11 @@ fn rgba_to_bgr(w: u32, h: u32, rgba: &[u8], profile: Profile) -> RgbImage {
             let mut any = false;
             for p in rgba.chunks_exact(4) {
                 let a = p[3];
-                let (b, g, r) = if a != 0 { (p[2], p[1], p[0]) } else { (0, 0, 0) };
+                let (b, g, r) = if a != 0 {
+                    (p[2], p[1], p[0])
+                } else {
+                    (0, 0, 0)
+                };
                 any |= (b | g | r) != 0;
                 v.extend_from_slice(&[b, g, r]);
             }

@@ -29,10 +29,8 @@ pub(crate) fn detect(
     let (w, h) = (canvas.w, canvas.h);
     let plane = w * h;
     buf.clear();
-    let covers = canvas.x0 == 0
-        && canvas.y0 == 0
-        && img.width() as usize == w
-        && img.height() as usize == h;
+    let covers =
+        canvas.x0 == 0 && canvas.y0 == 0 && img.width() as usize == w && img.height() as usize == h;
     if covers {
         buf.resize(3 * plane, 0.0);
     } else {

@@ -6,7 +6,10 @@ use crate::ctc::Charset;
 use crate::decode::decode;
 use crate::pipeline::Pipeline;
 use crate::runtime::{environment, providers_available, Model};
-use crate::{Device, EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings, TaskOptions};
+use crate::{
+    Device, EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings,
+    TaskOptions,
+};
 
 pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
 pub const CLS_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_infer.onnx";
@@ -67,7 +70,11 @@ impl Engine {
     }
 
     /// OCRs one image. Bad input is an `InvalidInput` error; the engine stays usable.
-    pub fn run(&mut self, input: ImageInput<'_>, task: &TaskOptions) -> Result<OcrOutput, OcrError> {
+    pub fn run(
+        &mut self,
+        input: ImageInput<'_>,
+        task: &TaskOptions,
+    ) -> Result<OcrOutput, OcrError> {
         let t0 = Instant::now();
         let mut t = StageTimings::default();
         self.trace = TaskTrace::default();

@@ -42,13 +42,21 @@ fn ort_version(dylib: &Path) -> String {
     let info = ort::info();
     if let Some(i) = info.find("git-branch=rel-") {
         let rest = &info[i + "git-branch=rel-".len()..];
-        let v: String = rest.chars().take_while(|c| *c != ',' && *c != ' ').collect();
+        let v: String = rest
+            .chars()
+            .take_while(|c| *c != ',' && *c != ' ')
+            .collect();
         if !v.is_empty() {
             return v;
         }
     }
-    let name = dylib.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    name.strip_prefix("libonnxruntime.so.").unwrap_or("unknown").to_string()
+    let name = dylib
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_prefix("libonnxruntime.so.")
+        .unwrap_or("unknown")
+        .to_string()
 }
 
 pub(crate) fn providers_available() -> Vec<String> {
@@ -81,9 +89,8 @@ impl Model {
                 path.display()
             )));
         }
-        let err = |what: &str, e: &dyn std::fmt::Display| {
-            OcrError::Setup(format!("{name}: {what}: {e}"))
-        };
+        let err =
+            |what: &str, e: &dyn std::fmt::Display| OcrError::Setup(format!("{name}: {what}: {e}"));
         let mut b = Session::builder(env).map_err(|e| err("session builder", &e))?;
         b = b
             .with_optimization_level(GraphOptimizationLevel::All)

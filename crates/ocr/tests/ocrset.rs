@@ -137,11 +137,14 @@ fn parity_with_reference() {
         let det_ref = shape(&r["det_input_shape"]);
         let det_ours: Vec<Vec<usize>> = trace.det.iter().map(|s| s.to_vec()).collect();
         if det_ref != det_ours {
-            failures.push(format!("{name}: det input {det_ours:?} != reference {det_ref:?}"));
+            failures.push(format!(
+                "{name}: det input {det_ours:?} != reference {det_ref:?}"
+            ));
         }
         let cls_ours: Vec<Vec<usize>> = trace.cls.iter().map(|s| s.to_vec()).collect();
         let rec_ours: Vec<Vec<usize>> = trace.rec.iter().map(|s| s.to_vec()).collect();
-        let batches_same = cls_ours == shape(&r["cls_batches"]) && rec_ours == shape(&r["rec_batches"]);
+        let batches_same =
+            cls_ours == shape(&r["cls_batches"]) && rec_ours == shape(&r["rec_batches"]);
         let text_same = ref_text == our_text;
         let mut dev = 0.0f32;
         if ref_lines.len() == out.lines.len() {
@@ -174,14 +177,20 @@ fn parity_with_reference() {
         if ref_text == gt {
             must_match += 1;
             if !text_same {
-                failures.push(format!("{name}: text {our_text:?} != reference {ref_text:?}"));
+                failures.push(format!(
+                    "{name}: text {our_text:?} != reference {ref_text:?}"
+                ));
             }
         }
     }
     println!(
         "parity: {same_text}/22 images with identical text ({must_match} where the reference equals the ground truth), max box deviation {max_dev:.2} px"
     );
-    assert!(failures.is_empty(), "parity failures:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "parity failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -211,7 +220,11 @@ fn default_profile_accuracy() {
         edits += d;
         chars += w.len();
         total_ms += out.timings.total_ms;
-        let cer = if w.is_empty() { d as f64 } else { d as f64 / w.len() as f64 };
+        let cer = if w.is_empty() {
+            d as f64
+        } else {
+            d as f64 / w.len() as f64
+        };
         per.insert(name.clone(), cer);
         let t = out.timings;
         println!(
@@ -233,6 +246,21 @@ fn png_bytes(img: &image::DynamicImage) -> Vec<u8> {
     out.into_inner()
 }
 
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
 fn is_invalid(r: &Result<OcrOutput, OcrError>) -> bool {
     matches!(r, Err(OcrError::InvalidInput(_)))
 }
@@ -247,36 +275,69 @@ fn bad_inputs_are_refused_and_engine_survives() {
     for profile in [Profile::Default, Profile::Reference] {
         let t = task(profile);
         // Refused with InvalidInput.
-        let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let mut huge = good[..33].to_vec(); // signature + IHDR, then claim 100000x100000
+        let random: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        // Signature + an IHDR claiming 100000x100000 (valid CRC), then the real data.
+        let mut huge = good[..33].to_vec();
         huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&huge[12..29]);
+        huge[29..33].copy_from_slice(&crc.to_be_bytes());
         huge.extend_from_slice(&good[33..]);
         let cases: Vec<(&str, ImageInput)> = vec![
             ("empty", ImageInput::Encoded(&[])),
             ("random", ImageInput::Encoded(&random)),
-            ("truncated png", ImageInput::Encoded(&good[..good.len() / 2])),
+            (
+                "truncated png",
+                ImageInput::Encoded(&good[..good.len() / 2]),
+            ),
             ("png header only", ImageInput::Encoded(&good[..40])),
             ("100000x100000 png", ImageInput::Encoded(&huge)),
             (
                 "raw wrong length",
-                ImageInput::Raw { width: 10, height: 10, channels: 3, data: &[0; 299] },
+                ImageInput::Raw {
+                    width: 10,
+                    height: 10,
+                    channels: 3,
+                    data: &[0; 299],
+                },
             ),
             (
                 "raw 2 channels",
-                ImageInput::Raw { width: 2, height: 2, channels: 2, data: &[0; 8] },
+                ImageInput::Raw {
+                    width: 2,
+                    height: 2,
+                    channels: 2,
+                    data: &[0; 8],
+                },
             ),
             (
                 "raw 0x0",
-                ImageInput::Raw { width: 0, height: 0, channels: 1, data: &[] },
+                ImageInput::Raw {
+                    width: 0,
+                    height: 0,
+                    channels: 1,
+                    data: &[],
+                },
             ),
         ];
         for (what, input) in cases {
             let t0 = Instant::now();
             let r = eng.run(input, &t);
-            assert!(is_invalid(&r), "{profile:?} {what}: expected InvalidInput, got {r:?}");
+            assert!(
+                is_invalid(&r),
+                "{profile:?} {what}: expected InvalidInput, got {r:?}"
+            );
             assert!(t0.elapsed().as_secs_f64() < 1.0, "{what}: too slow");
-            println!("{profile:?} {what}: {}", r.unwrap_err());
+            let msg = r.unwrap_err().to_string();
+            println!("{profile:?} {what}: {msg}");
+            if what.starts_with("100000") {
+                assert!(
+                    msg.contains("max_pixels"),
+                    "{what}: refused for the wrong reason: {msg}"
+                );
+            }
         }
         // Tiny, blank and strip images: a result (empty or sane) in bounded time.
         let white = vec![255u8; 40 * 4000];
@@ -287,11 +348,51 @@ fn bad_inputs_are_refused_and_engine_survives() {
             }
         }
         let ok_cases: Vec<(&str, ImageInput)> = vec![
-            ("raw 1x1", ImageInput::Raw { width: 1, height: 1, channels: 1, data: &[0] }),
-            ("raw 5x5 rgba", ImageInput::Raw { width: 5, height: 5, channels: 4, data: &[7; 100] }),
-            ("40x4000 strip", ImageInput::Raw { width: 40, height: 4000, channels: 1, data: &strip }),
-            ("4000x40 strip", ImageInput::Raw { width: 4000, height: 40, channels: 1, data: &white }),
-            ("1x4000", ImageInput::Raw { width: 1, height: 4000, channels: 1, data: &white[..4000] }),
+            (
+                "raw 1x1",
+                ImageInput::Raw {
+                    width: 1,
+                    height: 1,
+                    channels: 1,
+                    data: &[0],
+                },
+            ),
+            (
+                "raw 5x5 rgba",
+                ImageInput::Raw {
+                    width: 5,
+                    height: 5,
+                    channels: 4,
+                    data: &[7; 100],
+                },
+            ),
+            (
+                "40x4000 strip",
+                ImageInput::Raw {
+                    width: 40,
+                    height: 4000,
+                    channels: 1,
+                    data: &strip,
+                },
+            ),
+            (
+                "4000x40 strip",
+                ImageInput::Raw {
+                    width: 4000,
+                    height: 40,
+                    channels: 1,
+                    data: &white,
+                },
+            ),
+            (
+                "1x4000",
+                ImageInput::Raw {
+                    width: 1,
+                    height: 4000,
+                    channels: 1,
+                    data: &white[..4000],
+                },
+            ),
         ];
         for (what, input) in ok_cases {
             let t0 = Instant::now();
@@ -312,6 +413,36 @@ fn bad_inputs_are_refused_and_engine_survives() {
 }
 
 #[test]
+fn cuda_request_never_falls_back_silently() {
+    let Some(_) = engine("cuda_request_never_falls_back_silently") else {
+        return;
+    };
+    let opts = EngineOptions {
+        model_dir: std::env::var_os("VRAM_ORCH_MODEL_DIR").unwrap().into(),
+        ort_dylib: std::env::var_os("VRAM_ORCH_ORT_DYLIB").unwrap().into(),
+        device: Device::Cuda(0),
+        intra_threads: 1,
+        vram_limit_mb: Some(512),
+    };
+    match Engine::new(&opts) {
+        // A machine with onnxruntime-gpu and a GPU: it must then actually run.
+        Ok(mut eng) => {
+            let good = std::fs::read(data_dir().join("02_line_pangram.png")).unwrap();
+            let out = eng
+                .run(ImageInput::Encoded(&good), &task(Profile::Default))
+                .unwrap();
+            assert_eq!(eng.info().device, "cuda:0");
+            assert!(!out.lines.is_empty());
+        }
+        Err(OcrError::Setup(msg)) => {
+            println!("CUDA unavailable, as expected here: {msg}");
+            assert!(msg.contains("CUDA"), "{msg}");
+        }
+        Err(e) => panic!("CUDA failure must be a Setup error, got {e:?}"),
+    }
+}
+
+#[test]
 fn other_layouts_decode_as_seen() {
     let Some(mut eng) = engine("other_layouts_decode_as_seen") else {
         return;
@@ -320,7 +451,8 @@ fn other_layouts_decode_as_seen() {
     let pangram = "The quick brown fox jumps over the lazy dog.";
     let img = image::load_from_memory(&good).unwrap();
     let t = task(Profile::Default);
-    let read = |eng: &mut Engine, bytes: &[u8]| joined(&eng.run(ImageInput::Encoded(bytes), &t).unwrap());
+    let read =
+        |eng: &mut Engine, bytes: &[u8]| joined(&eng.run(ImageInput::Encoded(bytes), &t).unwrap());
 
     // 16-bit gray PNG.
     let g16 = image::DynamicImage::ImageLuma16(img.to_luma16());
@@ -346,13 +478,26 @@ fn other_layouts_decode_as_seen() {
     }
     assert_eq!(read(&mut eng, &pal), pangram, "palette PNG");
     // The reference reads the indices (0/1: black), so finds nothing there.
-    let r = eng.run(ImageInput::Encoded(&pal), &task(Profile::Reference)).unwrap();
-    assert!(r.lines.is_empty(), "reference on palette indices: {:?}", joined(&r));
+    let r = eng
+        .run(ImageInput::Encoded(&pal), &task(Profile::Reference))
+        .unwrap();
+    assert!(
+        r.lines.is_empty(),
+        "reference on palette indices: {:?}",
+        joined(&r)
+    );
     // JPEG and raw RGB.
     let mut jpg = std::io::Cursor::new(Vec::new());
-    img.to_rgb8().write_to(&mut jpg, image::ImageFormat::Jpeg).unwrap();
+    img.to_rgb8()
+        .write_to(&mut jpg, image::ImageFormat::Jpeg)
+        .unwrap();
     assert_eq!(read(&mut eng, jpg.get_ref()), pangram, "jpeg");
     let rgb = img.to_rgb8();
-    let raw = ImageInput::Raw { width: rgb.width(), height: rgb.height(), channels: 3, data: rgb.as_raw() };
+    let raw = ImageInput::Raw {
+        width: rgb.width(),
+        height: rgb.height(),
+        channels: 3,
+        data: rgb.as_raw(),
+    };
     assert_eq!(joined(&eng.run(raw, &t).unwrap()), pangram, "raw rgb");
 }

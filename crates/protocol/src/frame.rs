@@ -157,7 +157,9 @@ mod tests {
         let err = read_frame::<Request>(&mut &cut[..], 1024).unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
 
-        let garbage = [12u8, 0, 0, 0, 8, 0, 0, 0, b'n', b'o', b'p', b'e', b'!', b'!', b'!', b'!'];
+        let garbage = [
+            12u8, 0, 0, 0, 8, 0, 0, 0, b'n', b'o', b'p', b'e', b'!', b'!', b'!', b'!',
+        ];
         let err = read_frame::<Request>(&mut &garbage[..], 1024).unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
 

@@ -71,9 +71,16 @@ struct Busy {
 
 enum State {
     Starting,
-    Idle { since: Instant },
+    Idle {
+        since: Instant,
+    },
     Busy(Busy),
-    Stopping { kill_at: Option<Instant> },
+    /// Asked to go. `task` is the one it was running when it went wrong (a malformed
+    /// frame): it ends, retried or failed, once the process has exited.
+    Stopping {
+        kill_at: Option<Instant>,
+        task: Option<Box<Task>>,
+    },
 }
 
 struct Worker {
@@ -310,7 +317,12 @@ impl Dispatcher {
             worker.process.signal(sig);
         }
         let kill_at = (signal != Some(Signal::SIGKILL)).then(|| Instant::now() + grace);
-        worker.state = State::Stopping { kill_at };
+        let task = match std::mem::replace(&mut worker.state, State::Starting) {
+            State::Busy(busy) => Some(busy.task),
+            State::Stopping { task, .. } => task,
+            State::Starting | State::Idle { .. } => None,
+        };
+        worker.state = State::Stopping { kill_at, task };
     }
 
     fn take_busy_task(&mut self, id: u64) -> Option<Box<Task>> {
@@ -318,7 +330,11 @@ impl Dispatcher {
         if !matches!(worker.state, State::Busy(_)) {
             return None;
         }
-        match std::mem::replace(&mut worker.state, State::Stopping { kill_at: None }) {
+        let stopping = State::Stopping {
+            kill_at: None,
+            task: None,
+        };
+        match std::mem::replace(&mut worker.state, stopping) {
             State::Busy(busy) => Some(busy.task),
             _ => unreachable!("checked above"),
         }
@@ -363,12 +379,12 @@ impl Dispatcher {
                 }
                 let ready_ms = worker.spawned.elapsed().as_secs_f64() * 1e3;
                 log::info!(
-            target: LOG_TARGET,
-                    "worker {} ready on {} in {ready_ms:.0} ms (ONNX Runtime {})",
-                    worker.process.pid,
-                    hello.device,
-                    hello.ort_version
-                );
+                target: LOG_TARGET,
+                        "worker {} ready on {} in {ready_ms:.0} ms (ONNX Runtime {})",
+                        worker.process.pid,
+                        hello.device,
+                        hello.ort_version
+                    );
                 worker.hello = Some(hello);
                 if matches!(worker.state, State::Starting) {
                     worker.state = State::Idle {
@@ -376,7 +392,10 @@ impl Dispatcher {
                     };
                 }
             }
-            Response::OcrDone { id: task_id, result } => {
+            Response::OcrDone {
+                id: task_id,
+                result,
+            } => {
                 if let Some(busy) = self.finish_busy(id, task_id) {
                     let worker = &self.workers[&id];
                     let success = TaskSuccess {
@@ -427,10 +446,10 @@ impl Dispatcher {
             State::Busy(busy) if busy.task.id == task_id => {}
             _ => {
                 log::warn!(
-            target: LOG_TARGET,
-                    "worker {} answered task {task_id}, which it was not running",
-                    worker.process.pid
-                );
+                target: LOG_TARGET,
+                        "worker {} answered task {task_id}, which it was not running",
+                        worker.process.pid
+                    );
                 return None;
             }
         }
@@ -477,7 +496,7 @@ impl Dispatcher {
         };
         let lifetime_s = worker.spawned.elapsed().as_secs_f64();
         let summary = if detail.is_empty() {
-            format!("{how}")
+            how.clone()
         } else {
             format!("{detail}; {how}")
         };
@@ -511,8 +530,13 @@ impl Dispatcher {
             lifetime_s,
         });
 
-        if let State::Busy(busy) = worker.state {
-            self.on_task_lost(busy.task, pid, &summary, exit_code, signal, stderr_tail);
+        let lost = match worker.state {
+            State::Busy(busy) => Some(busy.task),
+            State::Stopping { task, .. } => task,
+            State::Starting | State::Idle { .. } => None,
+        };
+        if let Some(task) = lost {
+            self.on_task_lost(task, pid, &summary, exit_code, signal, stderr_tail);
         } else if reason == ExitReason::StartupFailed {
             let tail = last_lines(&stderr_tail, 5);
             let message = self.last_startup_error.clone().unwrap_or_else(|| {
@@ -575,10 +599,14 @@ impl Dispatcher {
         );
     }
 
-    /// No worker is alive to run the queue and the last start failed: fail the queue
-    /// rather than respawn in a loop.
+    /// A start failed and no worker is ready to run the queue: fail the queue rather than
+    /// respawn in a loop (workers still starting would most likely fail the same way).
     fn fail_queue_if_no_worker(&mut self) {
-        if self.live_workers() > 0 {
+        let ready = self
+            .workers
+            .values()
+            .any(|w| matches!(w.state, State::Idle { .. } | State::Busy(_)));
+        if ready {
             return;
         }
         let message = self
@@ -644,7 +672,10 @@ impl Dispatcher {
     }
 
     fn dispatch(&mut self, id: u64, mut task: Box<Task>) {
-        let worker = self.workers.get_mut(&id).expect("dispatch to a known worker");
+        let worker = self
+            .workers
+            .get_mut(&id)
+            .expect("dispatch to a known worker");
         task.attempts += 1;
         let request = Request::Ocr {
             id: task.id,
@@ -652,12 +683,18 @@ impl Dispatcher {
             options: task.options,
         };
         let now = Instant::now();
-        if !worker.process.send(request, Arc::clone(&task.input.payload)) {
+        if !worker
+            .process
+            .send(request, Arc::clone(&task.input.payload))
+        {
             // Its stdin is closed: it is on its way out. Back to the queue.
             task.attempts -= 1;
             self.queued.fetch_add(1, Ordering::AcqRel);
             self.queue.push_front(task);
-            worker.state = State::Stopping { kill_at: None };
+            worker.state = State::Stopping {
+                kill_at: None,
+                task: None,
+            };
             return;
         }
         worker.state = State::Busy(Busy {
@@ -677,6 +714,7 @@ impl Dispatcher {
                 }
                 State::Stopping {
                     kill_at: Some(kill_at),
+                    ..
                 } if now >= *kill_at => actions.push((*id, Timer::Kill)),
                 State::Idle { since } => {
                     if let Some(limit) = self.idle_limit() {
@@ -707,13 +745,15 @@ impl Dispatcher {
                 Timer::Kill => {
                     if let Some(w) = self.workers.get_mut(&id) {
                         log::warn!(
-            target: LOG_TARGET,
-                            "worker {} still running after the {:.1} s grace period: SIGKILL",
-                            w.process.pid,
-                            self.config.kill_grace.as_secs_f64()
-                        );
+                        target: LOG_TARGET,
+                                        "worker {} still running after the {:.1} s grace period: SIGKILL",
+                                        w.process.pid,
+                                        self.config.kill_grace.as_secs_f64()
+                                    );
                         w.process.signal(Signal::SIGKILL);
-                        w.state = State::Stopping { kill_at: None };
+                        if let State::Stopping { kill_at, .. } = &mut w.state {
+                            *kill_at = None;
+                        }
                     }
                 }
                 Timer::Idle => {
@@ -734,7 +774,7 @@ impl Dispatcher {
             .filter_map(|w| match &w.state {
                 State::Busy(busy) => Some(busy.deadline),
                 State::Starting => Some(w.spawned + self.config.startup_timeout),
-                State::Stopping { kill_at } => *kill_at,
+                State::Stopping { kill_at, .. } => *kill_at,
                 State::Idle { since } => self
                     .idle_limit()
                     .filter(|_| self.queue.is_empty())

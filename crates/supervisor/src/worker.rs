@@ -140,7 +140,13 @@ impl WorkerProcess {
                     .lock()
                     .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
                     .unwrap_or_default();
-                let _ = events.send((id, WorkerEvent::Exited { status, stderr_tail }));
+                let _ = events.send((
+                    id,
+                    WorkerEvent::Exited {
+                        status,
+                        stderr_tail,
+                    },
+                ));
             })?;
         Ok(WorkerProcess {
             pid,

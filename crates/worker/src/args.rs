@@ -78,8 +78,18 @@ mod tests {
     #[test]
     fn full_command_line() {
         let args = parse(&[
-            "--model-dir", "/m", "--ort-dylib", "/l.so", "--device", "cuda:1", "--threads", "2",
-            "--vram-limit-mb", "900", "--parent-pid", "42",
+            "--model-dir",
+            "/m",
+            "--ort-dylib",
+            "/l.so",
+            "--device",
+            "cuda:1",
+            "--threads",
+            "2",
+            "--vram-limit-mb",
+            "900",
+            "--parent-pid",
+            "42",
         ])
         .unwrap();
         assert_eq!(args.device, Device::Cuda(1));
@@ -90,11 +100,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_flag() {
-        assert!(parse(&["--ort-dylib", "/l"]).unwrap_err().contains("--model-dir"));
-        assert!(parse(&["--model-dir", "/m", "--ort-dylib", "/l", "--device", "tpu"])
+        assert!(parse(&["--ort-dylib", "/l"])
             .unwrap_err()
-            .contains("tpu"));
+            .contains("--model-dir"));
+        assert!(
+            parse(&["--model-dir", "/m", "--ort-dylib", "/l", "--device", "tpu"])
+                .unwrap_err()
+                .contains("tpu")
+        );
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
-        assert!(parse(&["--model-dir"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--model-dir"])
+            .unwrap_err()
+            .contains("needs a value"));
     }
 }

@@ -26,5 +26,6 @@ fn main() -> ExitCode {
         log::error!("{message}");
         return ExitCode::from(2);
     }
+    serve::default_fault_signals();
     serve::run(&args, started)
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use vram_orch_ocr::{Engine, EngineOptions, ImageInput, Limits, OcrError, TaskOptions};
 use vram_orch_protocol::{
-    read_frame, write_frame, ErrorKind, FrameError, Hello, InputKind, Line, OcrOptions,
-    OcrResult, Profile, Request, Response, Timings, PROTOCOL_VERSION,
+    read_frame, write_frame, ErrorKind, FrameError, Hello, InputKind, Line, OcrOptions, OcrResult,
+    Profile, Request, Response, Timings, PROTOCOL_VERSION,
 };
 
 use crate::args::Args;
@@ -27,12 +27,21 @@ pub fn guard_parent(expected_parent: Option<u32>) -> Result<(), String> {
     if let Some(expected) = expected_parent {
         let parent = nix::unistd::getppid().as_raw() as u32;
         if parent != expected {
-            return Err(format!(
-                "parent {expected} is gone (now {parent}); exiting"
-            ));
+            return Err(format!("parent {expected} is gone (now {parent}); exiting"));
         }
     }
     Ok(())
+}
+
+/// Lets SIGSEGV and SIGBUS end the process whoever sends them. Rust's runtime catches them
+/// to report stack overflows and, for a signal that is not a guard-page fault (one sent by
+/// `kill`), returns as if nothing happened; a real fault still kills us either way.
+pub fn default_fault_signals() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
+        // SAFETY: installing the default disposition runs no code of ours in the handler.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+    }
 }
 
 /// Moves the frame channel off fd 1: returns a private handle to the real stdout and points
@@ -225,4 +234,3 @@ fn rss_bytes() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
 }
-

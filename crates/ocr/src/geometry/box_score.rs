@@ -3,12 +3,14 @@
 //! The box is rasterised as `cv2.fillPoly(mask, box.astype(int32), 1)` does with
 //! LINE_8 and shift 0: every edge is drawn with OpenCV's 8-connected line (clipped to
 //! the mask like `LineIterator`), and the interior is filled scanline by scanline with
-//! 16.16 fixed-point edge walkers whose spans run from `floor(x_left)` to
+//! 16.16 fixed-point edge walkers whose spans run from `ceil(x_left)` to
 //! `floor(x_right)`; the bottom-most row of each edge is left to the line drawing.
 
 use super::Quad;
 
 const XY_SHIFT: i64 = 16;
+/// Spans cover the pixels from ceil(x_left) to floor(x_right) (checked against cv2.fillPoly).
+const ONE_MINUS: i64 = (1 << XY_SHIFT) - 1;
 
 /// `cv::clipLine` for a `w` x `h` image; false when the segment misses the image.
 fn clip_line(w: i64, h: i64, p1: &mut [i64; 2], p2: &mut [i64; 2]) -> bool {
@@ -17,7 +19,10 @@ fn clip_line(w: i64, h: i64, p1: &mut [i64; 2], p2: &mut [i64; 2]) -> bool {
     }
     let (right, bottom) = (w - 1, h - 1);
     let code = |p: &[i64; 2]| {
-        (p[0] < 0) as i32 + (p[0] > right) as i32 * 2 + (p[1] < 0) as i32 * 4 + (p[1] > bottom) as i32 * 8
+        (p[0] < 0) as i32
+            + (p[0] > right) as i32 * 2
+            + (p[1] < 0) as i32 * 4
+            + (p[1] > bottom) as i32 * 8
     };
     let (mut c1, mut c2) = (code(p1), code(p2));
     if (c1 & c2) == 0 && (c1 | c2) != 0 {
@@ -36,13 +41,15 @@ fn clip_line(w: i64, h: i64, p1: &mut [i64; 2], p2: &mut [i64; 2]) -> bool {
         if (c1 & c2) == 0 && (c1 | c2) != 0 {
             if c1 != 0 {
                 let a = if c1 == 1 { 0 } else { right };
-                p1[1] += ((a - p1[0]) as f64 * (p2[1] - p1[1]) as f64 / (p2[0] - p1[0]) as f64) as i64;
+                p1[1] +=
+                    ((a - p1[0]) as f64 * (p2[1] - p1[1]) as f64 / (p2[0] - p1[0]) as f64) as i64;
                 p1[0] = a;
                 c1 = 0;
             }
             if c2 != 0 {
                 let a = if c2 == 1 { 0 } else { right };
-                p2[1] += ((a - p2[0]) as f64 * (p2[1] - p1[1]) as f64 / (p2[0] - p1[0]) as f64) as i64;
+                p2[1] +=
+                    ((a - p2[0]) as f64 * (p2[1] - p1[1]) as f64 / (p2[0] - p1[0]) as f64) as i64;
                 p2[0] = a;
                 c2 = 0;
             }
@@ -126,7 +133,7 @@ pub(crate) fn fill_poly(mask: &mut [u8], w: usize, h: usize, pts: &[[i64; 2]]) {
         }
         xs.sort_unstable();
         for pair in xs.chunks_exact(2) {
-            let x1 = pair[0] >> XY_SHIFT;
+            let x1 = (pair[0] + ONE_MINUS) >> XY_SHIFT;
             let x2 = pair[1] >> XY_SHIFT;
             if x1 < w as i64 && x2 >= 0 {
                 let (x1, x2) = (x1.max(0) as usize, x2.min(w as i64 - 1) as usize);
@@ -163,7 +170,13 @@ pub fn box_score_fast(prob: &[f32], width: usize, height: usize, quad: &Quad) ->
         .map(|p| {
             let x = p[0] - xmin as f32;
             let y = p[1] - ymin as f32;
-            let t = |v: f32| if v.is_finite() { (v as f64).trunc().clamp(-1e9, 1e9) as i64 } else { 0 };
+            let t = |v: f32| {
+                if v.is_finite() {
+                    (v as f64).trunc().clamp(-1e9, 1e9) as i64
+                } else {
+                    0
+                }
+            };
             [t(x), t(y)]
         })
         .collect();
@@ -196,21 +209,20 @@ mod tests {
         let prob = vec![0.5f32; 20];
         let q = [[1.0, 1.0]; 4];
         assert_eq!(box_score_fast(&prob, 5, 4, &q), 0.5);
-        let q = [[-10.0, -10.0], [100.0, -10.0], [100.0, 100.0], [-10.0, 100.0]];
+        let q = [
+            [-10.0, -10.0],
+            [100.0, -10.0],
+            [100.0, 100.0],
+            [-10.0, 100.0],
+        ];
         assert_eq!(box_score_fast(&prob, 5, 4, &q), 0.5);
         assert_eq!(box_score_fast(&[], 0, 0, &q), 0.0);
-        let q = [[f32::NAN, 1.0], [2.0, f32::INFINITY], [1.0, 1.0], [0.0, 0.0]];
+        let q = [
+            [f32::NAN, 1.0],
+            [2.0, f32::INFINITY],
+            [1.0, 1.0],
+            [0.0, 0.0],
+        ];
         let _ = box_score_fast(&prob, 5, 4, &q);
-    }
-}
-#[cfg(test)]
-mod dbg_tmp {
-    #[test]
-    fn print_mask() {
-        let mut m = vec![0u8; 25 * 15];
-        super::fill_poly(&mut m, 25, 15, &[[0, 3], [23, 0], [24, 10], [1, 13]]);
-        for r in m.chunks(25) {
-            eprintln!("{:?}", r);
-        }
     }
 }

@@ -29,7 +29,9 @@ fn convex_hull(pts: &[[f32; 2]]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..pts.len()).collect();
     idx.sort_by(|&a, &b| {
         let (p, q) = (pts[a], pts[b]);
-        p[0].total_cmp(&q[0]).then(p[1].total_cmp(&q[1])).then(a.cmp(&b))
+        p[0].total_cmp(&q[0])
+            .then(p[1].total_cmp(&q[1]))
+            .then(a.cmp(&b))
     });
     idx.dedup_by(|a, b| pts[*a] == pts[*b]);
     if idx.len() < 3 {
@@ -38,7 +40,9 @@ fn convex_hull(pts: &[[f32; 2]]) -> Vec<usize> {
     // Andrew's monotone chain: lower then upper, counter-clockwise for y-up.
     let mut hull: Vec<usize> = Vec::with_capacity(idx.len() * 2);
     for &i in idx.iter() {
-        while hull.len() >= 2 && cross(pts[hull[hull.len() - 2]], pts[hull[hull.len() - 1]], pts[i]) <= 0.0 {
+        while hull.len() >= 2
+            && cross(pts[hull[hull.len() - 2]], pts[hull[hull.len() - 1]], pts[i]) <= 0.0
+        {
             hull.pop();
         }
         hull.push(i);
@@ -190,14 +194,26 @@ fn calipers(p: &[[f32; 2]]) -> Option<([f32; 2], [f32; 2], [f32; 2])> {
     let idet = 1.0f32 / (a1 * b2 - a2 * b1);
     let px = (c1 * b2 - c2 * b1) * idet;
     let py = (a1 * c2 - a2 * c1) * idet;
-    Some(([px, py], [a1 * width, b1 * width], [a2 * height, b2 * height]))
+    Some((
+        [px, py],
+        [a1 * width, b1 * width],
+        [a2 * height, b2 * height],
+    ))
 }
 
 /// `cv2.minAreaRect(points)`. Empty input gives an all-zero rect; one point a zero-size
 /// rect at that point; collinear points a zero-height rect along the segment.
 pub fn min_area_rect(points: &[[f32; 2]]) -> RotatedRect {
-    let mut r = RotatedRect { center: [0.0; 2], size: [0.0; 2], angle: 0.0 };
-    let pts: Vec<[f32; 2]> = points.iter().copied().filter(|p| p[0].is_finite() && p[1].is_finite()).collect();
+    let mut r = RotatedRect {
+        center: [0.0; 2],
+        size: [0.0; 2],
+        angle: 0.0,
+    };
+    let pts: Vec<[f32; 2]> = points
+        .iter()
+        .copied()
+        .filter(|p| p[0].is_finite() && p[1].is_finite())
+        .collect();
     let hull_idx = convex_hull(&pts);
     let hull: Vec<[f32; 2]> = hull_idx.iter().map(|&i| pts[i]).collect();
     let mut angle = 0f64;
@@ -241,7 +257,12 @@ pub fn box_points(rect: &RotatedRect) -> Quad {
     let [w, h] = rect.size;
     let p0 = [cx - a * h - b * w, cy + b * h - a * w];
     let p1 = [cx + a * h - b * w, cy - b * h - a * w];
-    [p0, p1, [2.0 * cx - p0[0], 2.0 * cy - p0[1]], [2.0 * cx - p1[0], 2.0 * cy - p1[1]]]
+    [
+        p0,
+        p1,
+        [2.0 * cx - p0[0], 2.0 * cy - p0[1]],
+        [2.0 * cx - p1[0], 2.0 * cy - p1[1]],
+    ]
 }
 
 /// RapidOCR `DBPostProcess.get_mini_boxes`: the min-area rectangle's corners, sorted by
@@ -265,8 +286,9 @@ mod tests {
         assert_eq!(min_area_rect(&[]).size, [0.0, 0.0]);
         let r = min_area_rect(&[[3.0, 4.0]]);
         assert_eq!(r.center, [3.0, 4.0]);
+        // cv2: ((2, 0), (0, 4), -90)
         let r = min_area_rect(&[[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]);
-        assert_eq!(r.size[1], 0.0);
+        assert_eq!((r.center, r.size, r.angle), ([2.0, 0.0], [0.0, 4.0], -90.0));
         let r = min_area_rect(&[[1.0, 1.0]; 5]);
         assert_eq!(r.size, [0.0, 0.0]);
         let (_, s) = mini_box(&[]);
@@ -275,10 +297,17 @@ mod tests {
 
     #[test]
     fn axis_aligned_square() {
+        // cv2: ((2, 1), (2, 4), -90)
         let r = min_area_rect(&[[0.0, 0.0], [0.0, 2.0], [4.0, 2.0], [4.0, 0.0]]);
-        assert_eq!(r.center, [2.0, 1.0]);
+        assert_eq!((r.center, r.size, r.angle), ([2.0, 1.0], [2.0, 4.0], -90.0));
         let (b, s) = mini_box(&[[0.0, 0.0], [0.0, 2.0], [4.0, 2.0], [4.0, 0.0]]);
         assert_eq!(s, 2.0);
-        assert_eq!(b, [[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [0.0, 2.0]]);
+        let want = [[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [0.0, 2.0]];
+        for (p, q) in b.iter().zip(&want) {
+            assert!(
+                (p[0] - q[0]).abs() < 1e-5 && (p[1] - q[1]).abs() < 1e-5,
+                "{b:?}"
+            );
+        }
     }
 }

@@ -12,7 +12,11 @@ pub fn dilate_2x2(mask: &[u8], width: usize, height: usize) -> Vec<u8> {
     let mut out = vec![0u8; n];
     for y in 0..height {
         let row = &mask[y * width..(y + 1) * width];
-        let up = if y > 0 { Some(&mask[(y - 1) * width..y * width]) } else { None };
+        let up = if y > 0 {
+            Some(&mask[(y - 1) * width..y * width])
+        } else {
+            None
+        };
         let orow = &mut out[y * width..(y + 1) * width];
         let mut prev_col = 0u8; // max of (x-1, y) and (x-1, y-1)
         for x in 0..width {

@@ -28,7 +28,10 @@ mod tests {
     #[test]
     fn orders() {
         let q = [[10.0, 0.0], [0.0, 5.0], [0.0, 0.0], [10.0, 5.0]];
-        assert_eq!(order_points_clockwise(&q), [[0.0, 0.0], [10.0, 0.0], [10.0, 5.0], [0.0, 5.0]]);
+        assert_eq!(
+            order_points_clockwise(&q),
+            [[0.0, 0.0], [10.0, 0.0], [10.0, 5.0], [0.0, 5.0]]
+        );
         let d = [[1.0, 1.0]; 4];
         assert_eq!(order_points_clockwise(&d), d);
     }

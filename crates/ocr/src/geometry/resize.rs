@@ -86,8 +86,7 @@ pub fn resize_bilinear_raw(
     }
     let hpass = |row: &[u8], out: &mut [i32]| {
         let row = &row[..w * cn];
-        for ((((o, &i0), &i1), &a0), &a1) in
-            out.iter_mut().zip(&xo0).zip(&xo1).zip(&xa0).zip(&xa1)
+        for ((((o, &i0), &i1), &a0), &a1) in out.iter_mut().zip(&xo0).zip(&xo1).zip(&xa0).zip(&xa1)
         {
             // indices are < w*cn by construction; get() keeps this panic-free without cost
             let p0 = *row.get(i0).unwrap_or(&0) as i32;

@@ -45,7 +45,11 @@ fn area2(p: &[Pt]) -> f64 {
 /// `ClipperOffset::DoOffset` for one closed polygon with round joins.
 fn offset_round(src: &[Pt], delta: f64) -> Vec<Pt> {
     let len = src.len();
-    let arc_tol = if 0.25 > delta.abs() * 0.25 { delta.abs() * 0.25 } else { 0.25 };
+    let arc_tol = if 0.25 > delta.abs() * 0.25 {
+        delta.abs() * 0.25
+    } else {
+        0.25
+    };
     let mut steps = std::f64::consts::PI / (1.0 - arc_tol / delta.abs()).acos();
     if steps > delta.abs() * std::f64::consts::PI {
         steps = delta.abs() * std::f64::consts::PI;
@@ -57,14 +61,21 @@ fn offset_round(src: &[Pt], delta: f64) -> Vec<Pt> {
     if delta < 0.0 {
         sin = -sin;
     }
-    let normals: Vec<[f64; 2]> = (0..len).map(|j| unit_normal(src[j], src[(j + 1) % len])).collect();
+    let normals: Vec<[f64; 2]> = (0..len)
+        .map(|j| unit_normal(src[j], src[(j + 1) % len]))
+        .collect();
     let mut out = Vec::with_capacity(len * 8);
     let mut k = len - 1;
     for j in 0..len {
         let (nk, nj) = (normals[k], normals[j]);
         let mut sin_a = nk[0] * nj[1] - nj[0] * nk[1];
         let p = src[j];
-        let at = |n: [f64; 2]| [cround(p[0] as f64 + n[0] * delta), cround(p[1] as f64 + n[1] * delta)];
+        let at = |n: [f64; 2]| {
+            [
+                cround(p[0] as f64 + n[0] * delta),
+                cround(p[1] as f64 + n[1] * delta),
+            ]
+        };
         let mut done = false;
         if (sin_a * delta).abs() < 1.0 {
             let cos_a = nk[0] * nj[0] + nj[1] * nk[1];
@@ -83,10 +94,13 @@ fn offset_round(src: &[Pt], delta: f64) -> Vec<Pt> {
             } else {
                 // round join
                 let a = sin_a.atan2(nk[0] * nj[0] + nk[1] * nj[1]);
-                let n = (cround(steps_per_rad * a.abs()) as i64).max(1);
+                let n = cround(steps_per_rad * a.abs()).max(1);
                 let (mut x, mut y) = (nk[0], nk[1]);
                 for _ in 0..n {
-                    out.push([cround(p[0] as f64 + x * delta), cround(p[1] as f64 + y * delta)]);
+                    out.push([
+                        cround(p[0] as f64 + x * delta),
+                        cround(p[1] as f64 + y * delta),
+                    ]);
                     let x2 = x;
                     x = x * cos - sin * y;
                     y = x2 * sin + y * cos;
@@ -103,7 +117,8 @@ fn offset_round(src: &[Pt], delta: f64) -> Vec<Pt> {
 /// (Clipper without PreserveCollinear), cyclically.
 fn clean(mut p: Vec<Pt>) -> Vec<Pt> {
     let collinear = |a: Pt, b: Pt, c: Pt| {
-        (a[1] - b[1]) as i128 * (b[0] - c[0]) as i128 == (a[0] - b[0]) as i128 * (b[1] - c[1]) as i128
+        (a[1] - b[1]) as i128 * (b[0] - c[0]) as i128
+            == (a[0] - b[0]) as i128 * (b[1] - c[1]) as i128
     };
     let mut changed = true;
     while changed && p.len() >= 3 {
@@ -145,7 +160,13 @@ pub fn offset_polygon(path: &[Pt], delta: f64) -> Vec<Pt> {
     if area2(&src) < 0.0 {
         src.reverse();
     }
-    let raw = if delta.abs() < 1e-20 { src } else if delta < 0.0 { return Vec::new() } else { offset_round(&src, delta) };
+    let raw = if delta.abs() < 1e-20 {
+        src
+    } else if delta < 0.0 {
+        return Vec::new();
+    } else {
+        offset_round(&src, delta)
+    };
     let mut poly = clean(raw);
     if poly.is_empty() {
         return poly;
@@ -155,7 +176,11 @@ pub fn offset_polygon(path: &[Pt], delta: f64) -> Vec<Pt> {
     }
     // end at the top-most, then right-most vertex
     let last = (0..poly.len())
-        .min_by(|&a, &b| poly[a][1].cmp(&poly[b][1]).then(poly[b][0].cmp(&poly[a][0])))
+        .min_by(|&a, &b| {
+            poly[a][1]
+                .cmp(&poly[b][1])
+                .then(poly[b][0].cmp(&poly[a][0]))
+        })
         .unwrap_or(0);
     let n = poly.len();
     poly.rotate_left((last + 1) % n);
@@ -181,7 +206,10 @@ pub fn unclip(quad: &Quad, unclip_ratio: f32) -> Vec<[i64; 2]> {
         return Vec::new();
     }
     let distance = area * unclip_ratio as f64 / length;
-    let path: Vec<Pt> = q.iter().map(|p| [p[0].trunc() as i64, p[1].trunc() as i64]).collect();
+    let path: Vec<Pt> = q
+        .iter()
+        .map(|p| [p[0].trunc() as i64, p[1].trunc() as i64])
+        .collect();
     offset_polygon(&path, distance)
 }
 
@@ -195,6 +223,10 @@ mod tests {
         assert!(unclip(&[[0.0, 0.0], [5.0, 0.0], [10.0, 0.0], [2.0, 0.0]], 1.5).is_empty());
         let r = unclip(&[[0.0, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 4.0]], 1.5);
         assert!(r.len() >= 4);
-        assert!(unclip(&[[f32::NAN, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 4.0]], 1.5).is_empty());
+        assert!(unclip(
+            &[[f32::NAN, 0.0], [10.0, 0.0], [10.0, 4.0], [0.0, 4.0]],
+            1.5
+        )
+        .is_empty());
     }
 }

@@ -28,8 +28,9 @@ fn lu_solve(a: &mut [[f64; 8]; 8], b: &mut [f64; 8]) -> bool {
         let d = -1.0 / a[i][i];
         for j in i + 1..m {
             let alpha = a[j][i] * d;
-            for c in i + 1..m {
-                a[j][c] += alpha * a[i][c];
+            let pivot_row = a[i];
+            for (dst, &src) in a[j][i + 1..].iter_mut().zip(&pivot_row[i + 1..]) {
+                *dst += alpha * src;
             }
             b[j] += alpha * b[i];
         }
@@ -51,8 +52,26 @@ pub fn perspective_transform(src: &Quad, dst: &Quad) -> Option<[f64; 9]> {
     for i in 0..4 {
         let (sx, sy) = (src[i][0], src[i][1]);
         let (dx, dy) = (dst[i][0], dst[i][1]);
-        a[i] = [sx as f64, sy as f64, 1.0, 0.0, 0.0, 0.0, (-sx * dx) as f64, (-sy * dx) as f64];
-        a[i + 4] = [0.0, 0.0, 0.0, sx as f64, sy as f64, 1.0, (-sx * dy) as f64, (-sy * dy) as f64];
+        a[i] = [
+            sx as f64,
+            sy as f64,
+            1.0,
+            0.0,
+            0.0,
+            0.0,
+            (-sx * dx) as f64,
+            (-sy * dx) as f64,
+        ];
+        a[i + 4] = [
+            0.0,
+            0.0,
+            0.0,
+            sx as f64,
+            sy as f64,
+            1.0,
+            (-sx * dy) as f64,
+            (-sy * dy) as f64,
+        ];
         b[i] = dx as f64;
         b[i + 4] = dy as f64;
     }
@@ -65,7 +84,8 @@ pub fn perspective_transform(src: &Quad, dst: &Quad) -> Option<[f64; 9]> {
 /// 3x3 inverse by cofactors (cv::invert with DECOMP_LU for n = 3).
 fn invert3(m: &[f64; 9]) -> Option<[f64; 9]> {
     let s = |r: usize, c: usize| m[r * 3 + c];
-    let d = s(0, 0) * (s(1, 1) * s(2, 2) - s(1, 2) * s(2, 1)) - s(0, 1) * (s(1, 0) * s(2, 2) - s(1, 2) * s(2, 0))
+    let d = s(0, 0) * (s(1, 1) * s(2, 2) - s(1, 2) * s(2, 1))
+        - s(0, 1) * (s(1, 0) * s(2, 2) - s(1, 2) * s(2, 0))
         + s(0, 2) * (s(1, 0) * s(2, 1) - s(1, 1) * s(2, 0));
     if d == 0.0 || !d.is_finite() {
         return None;
@@ -111,8 +131,16 @@ fn warp_cubic(img: &RgbImage, inv: &[f64; 9], w: usize, h: usize) -> RgbImage {
             let fx = (m[0] * xf + m[1] * yf + m[2]) * zz;
             let fy = (m[3] * xf + m[4] * yf + m[5]) * zz;
             // far outside positions only ever see the replicated border
-            let fx = if fx.is_finite() { fx.clamp(-1e7, 1e7) } else { 0.0 };
-            let fy = if fy.is_finite() { fy.clamp(-1e7, 1e7) } else { 0.0 };
+            let fx = if fx.is_finite() {
+                fx.clamp(-1e7, 1e7)
+            } else {
+                0.0
+            };
+            let fy = if fy.is_finite() {
+                fy.clamp(-1e7, 1e7)
+            } else {
+                0.0
+            };
             let (ix, iy) = (fx.floor(), fy.floor());
             let cx = cubic_coeffs(fx - ix);
             let cy = cubic_coeffs(fy - iy);
@@ -159,7 +187,12 @@ pub fn crop_perspective(img: &RgbImage, quad: &Quad) -> RgbImage {
     if w == 0 || h == 0 || w > 1 << 15 || h > 1 << 15 {
         return RgbImage::new(0, 0);
     }
-    let dst: Quad = [[0.0, 0.0], [w as f32, 0.0], [w as f32, h as f32], [0.0, h as f32]];
+    let dst: Quad = [
+        [0.0, 0.0],
+        [w as f32, 0.0],
+        [w as f32, h as f32],
+        [0.0, h as f32],
+    ];
     let Some(m) = perspective_transform(quad, &dst) else {
         return RgbImage::new(0, 0);
     };
@@ -181,16 +214,27 @@ mod tests {
     #[test]
     fn degenerate() {
         let img = RgbImage::from_pixel(10, 8, image::Rgb([9, 9, 9]));
-        assert_eq!(crop_perspective(&img, &[[1.0, 1.0]; 4]).dimensions(), (0, 0));
+        assert_eq!(
+            crop_perspective(&img, &[[1.0, 1.0]; 4]).dimensions(),
+            (0, 0)
+        );
         let line = [[0.0, 0.0], [5.0, 0.0], [5.0, 0.0], [0.0, 0.0]];
         assert_eq!(crop_perspective(&img, &line).dimensions(), (0, 0));
         let q = [[0.0, 0.0], [5.0, 0.0], [5.0, 3.0], [0.0, 3.0]];
         let c = crop_perspective(&img, &q);
         assert_eq!(c.dimensions(), (5, 3));
         assert!(c.pixels().all(|p| p.0 == [9, 9, 9]));
-        assert_eq!(crop_perspective(&RgbImage::new(0, 0), &q).dimensions(), (0, 0));
+        assert_eq!(
+            crop_perspective(&RgbImage::new(0, 0), &q).dimensions(),
+            (0, 0)
+        );
         // far outside the image: replicated border, no panic
-        let q = [[-500.0, -500.0], [-400.0, -500.0], [-400.0, -450.0], [-500.0, -450.0]];
+        let q = [
+            [-500.0, -500.0],
+            [-400.0, -500.0],
+            [-400.0, -450.0],
+            [-500.0, -450.0],
+        ];
         assert_eq!(crop_perspective(&img, &q).dimensions(), (100, 50));
     }
 }

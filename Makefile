@@ -1,0 +1,49 @@
+# vram-orchestrator: `make help` lists the targets.
+# One cargo target dir for the extension (target/) and one for the worker workspace
+# (target/worker), shared by the package build, clippy and the tests: one release build.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+WORKER := --manifest-path crates/worker/Cargo.toml --target-dir target/worker
+# Model folder and ONNX Runtime library, resolved the way the package resolves them.
+RESOLVE := $(PYTHON) -c "from vram_orchestrator import resources as r; print(r.model_dir(None)); print(r.ort_dylib(None))"
+
+.PHONY: help install install-test run format lint test test-rust test-python bench
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+install: ## Build and install the package with ONNX Runtime (CPU)
+	$(PYTHON) -m pip install --disable-pip-version-check -q '.[cpu]'
+
+install-test: ## Build and install the package with the test tools
+	$(PYTHON) -m pip install --disable-pip-version-check -q '.[test]'
+
+run: install ## Install, then OCR the sample page (the main job)
+	vram-orchestrator ocr tests/data/ocrset/13_page_paragraph.png
+
+format: ## Format Rust and Python code
+	cargo fmt --all
+	cargo fmt --manifest-path crates/worker/Cargo.toml --all
+	ruff format python tests bench examples scripts
+
+lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff
+	cargo fmt --all --check
+	cargo fmt --manifest-path crates/worker/Cargo.toml --all --check
+	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release $(WORKER) --workspace --all-targets -- -D warnings
+	ruff check .
+
+test-rust: ## Rust unit and integration tests (models needed: installs first)
+	cargo test --release -p vram-orch-protocol -p vram-orch-supervisor
+	paths=($$($(RESOLVE))) && \
+	  VRAM_ORCH_MODEL_DIR=$${paths[0]} VRAM_ORCH_ORT_DYLIB=$${paths[1]} \
+	  cargo test --release $(WORKER) --workspace
+
+test-python: ## pytest end to end through the installed package
+	$(PYTHON) -m pytest -q
+
+test: install-test lint test-rust test-python ## Install, lint, and run every test
+
+bench: ## Benchmarks (see bench/README.md)
+	$(PYTHON) bench/ocr_vs_rapidocr.py

@@ -1,0 +1,70 @@
+"""Configuration: environment, keyword overrides, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+import vram_orchestrator as vo
+from vram_orchestrator.settings import ENV_VARS, Settings, markdown_table
+
+
+@pytest.mark.parametrize(
+    ("env", "name", "value", "allowed"),
+    [
+        ({"VRAM_ORCH_DEVICE": "tpu"}, "VRAM_ORCH_DEVICE", "'tpu'", "auto, cpu, cuda or cuda:N"),
+        ({"VRAM_ORCH_TASK_TIMEOUT_S": "-5"}, "VRAM_ORCH_TASK_TIMEOUT_S", "'-5'", "> 0"),
+        ({"VRAM_ORCH_KILL_GRACE_S": "soon"}, "VRAM_ORCH_KILL_GRACE_S", "'soon'", "seconds"),
+        ({"VRAM_ORCH_MAX_WORKERS": "0"}, "VRAM_ORCH_MAX_WORKERS", "'0'", ">= 1"),
+        ({"FREE_VRAM_ON_IDLE": "maybe"}, "FREE_VRAM_ON_IDLE", "'maybe'", "true/false"),
+        ({"DOCLING_SERVE_FREE_VRAM_ON_IDLE": "2"}, "DOCLING_SERVE_FREE_VRAM_ON_IDLE", "'2'", "on/off"),
+    ],
+)
+def test_bad_environment_fails_at_start_with_name_value_and_allowed(
+    monkeypatch, env, name, value, allowed
+):
+    for key, val in env.items():
+        monkeypatch.setenv(key, val)
+    with pytest.raises(vo.ConfigError) as info:
+        vo.OcrPool()
+    message = str(info.value)
+    assert name in message and value in message and allowed in message, message
+    assert isinstance(info.value, vo.SetupError) and isinstance(info.value, ValueError)
+
+
+def test_missing_model_dir_names_variable_value_and_what_it_needs(monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("VRAM_ORCH_MODEL_DIR", str(missing))
+    with pytest.raises(vo.SetupError) as info:
+        vo.OcrPool(device="cpu")
+    message = str(info.value)
+    assert "VRAM_ORCH_MODEL_DIR" in message and str(missing) in message
+    assert "ch_PP-OCRv4_det_infer.onnx" in message
+
+
+def test_cuda_request_without_gpu_fails_clearly():
+    # This machine class has no NVIDIA driver: asking for CUDA must not fall back silently.
+    if vo.gpu_report()["status"] == "available":
+        pytest.skip("a GPU is visible here; the CPU-only contract is tested on CPU machines")
+    with pytest.raises(vo.SetupError) as info:
+        vo.OcrPool(device="cuda")
+    assert "VRAM_ORCH_DEVICE='cuda'" in str(info.value) and "NVML" in str(info.value)
+
+
+def test_keywords_override_environment_and_unknown_keywords_fail(monkeypatch):
+    monkeypatch.setenv("VRAM_ORCH_MAX_WORKERS", "3")
+    monkeypatch.setenv("DOCLING_SERVE_FREE_VRAM_ON_IDLE", "off")
+    s = Settings.load({"task_timeout_s": 7})
+    assert s.max_workers == 3 and s.sources["max_workers"] == "env VRAM_ORCH_MAX_WORKERS"
+    assert s.free_vram_on_idle is False
+    assert s.task_timeout_s == 7.0 and s.sources["task_timeout_s"] == "argument"
+    assert Settings.load({"max_workers": 1}).max_workers == 1
+    with pytest.raises(vo.ConfigError, match="max_wrokers"):
+        Settings.load({"max_wrokers": 1})
+
+
+def test_defaults_and_readme_table_cover_every_variable():
+    s = Settings.load(environ={})
+    assert s.free_vram_on_idle is True and s.idle_timeout_s == 0 and s.task_timeout_s == 600
+    table = markdown_table()
+    for var in ENV_VARS:
+        assert f"`{var.name}" in table

@@ -1,0 +1,194 @@
+"""Fault injection with real processes and real signals: each fault costs at most its own
+task, with the right error, and the pool keeps serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import vram_orchestrator as vo
+from conftest import alive, children, wait_for, worker_pids
+
+HERE = Path(__file__).parent
+REAL_WORKER = Path(vo.__file__).parent / "bin" / "vram-orch-worker"
+
+
+def _busy_worker(pool: vo.OcrPool, timeout: float = 30) -> int:
+    """Waits until a worker is running a task and returns its pid."""
+    found: list[int] = []
+
+    def busy() -> bool:
+        found[:] = worker_pids(pool, "busy")
+        return bool(found)
+
+    assert wait_for(busy, timeout, interval=0.002), pool.runtime_info()
+    return found[0]
+
+
+@pytest.mark.parametrize(("sig", "name"), [(signal.SIGKILL, "SIGKILL"), (signal.SIGSEGV, "SIGSEGV")])
+def test_killed_busy_worker_fails_only_its_task_then_pool_serves(make_pool, ocrset, sig, name):
+    pool = make_pool(max_workers=1, max_retries=0)
+    future = pool.submit(ocrset / "13_page_paragraph.png")
+    pid = _busy_worker(pool)
+    os.kill(pid, sig)
+    with pytest.raises(vo.WorkerCrashed) as info:
+        future.result(timeout=60)
+    err = info.value
+    assert err.signal == sig and err.exit_code is None and err.attempts == 1
+    assert name in str(err) and str(pid) in str(err)
+    after = pool.ocr(ocrset / "01_line_short.png")
+    assert after["lines"] and after["worker"]["pid"] != pid
+    assert pool.runtime_info()["exits_by_reason"]["crash"] == 1
+
+
+def test_crash_is_retried_on_a_fresh_worker(make_pool, ocrset):
+    pool = make_pool(max_workers=1, max_retries=1)
+    future = pool.submit(ocrset / "13_page_paragraph.png")
+    pid = _busy_worker(pool)
+    os.kill(pid, signal.SIGKILL)
+    result = future.result(timeout=120)
+    assert result["attempts"] == 2 and result["worker"]["pid"] != pid and result["lines"]
+    assert pool.runtime_info()["counters"]["retried"] == 1
+
+
+def test_stopped_worker_times_out_through_sigkill(make_pool, ocrset):
+    pool = make_pool(max_workers=1, free_vram_on_idle=False, task_timeout_s=1, kill_grace_s=0.3)
+    pool.warm_up()
+    assert wait_for(lambda: worker_pids(pool, "idle") != [], 30)
+    [pid] = worker_pids(pool)
+    os.kill(pid, signal.SIGSTOP)  # SIGTERM stays pending: only SIGKILL can end it
+    started = time.monotonic()
+    with pytest.raises(vo.TaskTimeout) as info:
+        pool.ocr(ocrset / "01_line_short.png")
+    assert 0.9 < time.monotonic() - started < 10
+    assert info.value.limit_s == 1 and "VRAM_ORCH_TASK_TIMEOUT_S" in str(info.value)
+    assert wait_for(lambda: not alive(pid), 5)
+    assert pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"] != pid
+    [exit_record] = [e for e in pool.runtime_info()["recent_exits"] if e["pid"] == pid]
+    assert exit_record["reason"] == "timeout" and "SIGKILL" in exit_record["detail"]
+
+
+def _wrapper(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "worker.sh"
+    script.write_text("#!/bin/sh\n" + textwrap.dedent(body))
+    script.chmod(0o755)
+    return script
+
+
+def test_garbage_frames_cost_one_task(make_pool, ocrset, tmp_path):
+    marker = tmp_path / "garbage-sent"
+    script = _wrapper(tmp_path, f"""\
+        if [ -e {marker} ]; then exec {REAL_WORKER} "$@"; fi
+        touch {marker}
+        exec {sys.executable} {HERE / "fake_worker.py"} garbage "$@"
+    """)
+    pool = make_pool(max_workers=1, max_retries=0, worker_bin=str(script))
+    with pytest.raises(vo.WorkerCrashed) as info:
+        pool.ocr(ocrset / "01_line_short.png")
+    assert "malformed frame" in str(info.value)
+    assert pool.ocr(ocrset / "01_line_short.png")["lines"]
+    assert pool.runtime_info()["exits_by_reason"]["protocol_error"] == 1
+
+
+def test_worker_that_cannot_start_fails_tasks_with_setup_error(make_pool, ocrset, tmp_path):
+    script = _wrapper(tmp_path, f"""\
+        exec {sys.executable} {HERE / "fake_worker.py"} fail-setup "$@"
+    """)
+    pool = make_pool(max_workers=2, worker_bin=str(script))
+    futures = [pool.submit(ocrset / "01_line_short.png") for _ in range(3)]
+    for f in futures:
+        with pytest.raises(vo.SetupError, match="model file is unreadable"):
+            f.result(timeout=30)
+    # It does not respawn in a loop once the queue is failed.
+    time.sleep(0.3)
+    spawned = pool.runtime_info()["counters"]["spawned"]
+    time.sleep(0.5)
+    assert pool.runtime_info()["counters"]["spawned"] == spawned <= 3
+
+
+PARENT = """
+import sys, time
+import vram_orchestrator as vo
+pool = vo.OcrPool(device="cpu", max_workers=2, free_vram_on_idle=False)
+page = sys.argv[1]
+futures = [pool.submit(page) for _ in range(8)]
+deadline = time.time() + 60
+while time.time() < deadline:
+    busy = [w["pid"] for w in pool.runtime_info()["workers"] if w["state"] == "busy"]
+    if len(busy) == 2:
+        print(" ".join(map(str, busy)), flush=True)
+        break
+    time.sleep(0.01)
+time.sleep(60)
+"""
+
+
+def test_parent_killed_with_sigkill_takes_its_busy_workers_within_1s(ocrset):
+    proc = subprocess.Popen([sys.executable, "-c", PARENT, str(ocrset / "13_page_paragraph.png")],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        pids = [int(p) for p in line.split()]
+        assert len(pids) == 2, line
+        assert all(alive(p) for p in pids)
+        proc.kill()
+        killed = time.monotonic()
+        proc.wait(10)
+        assert wait_for(lambda: not any(alive(p) for p in pids), 1.0, interval=0.005), (
+            f"workers still alive {time.monotonic() - killed:.2f}s after the parent died"
+        )
+    finally:
+        proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
+def test_idle_workers_exit_after_the_idle_timeout(make_pool, ocrset):
+    pool = make_pool(max_workers=2, free_vram_on_idle=True, idle_timeout_s=0.3)
+    futures = [pool.submit(ocrset / "01_line_short.png") for _ in range(4)]
+    for f in futures:
+        f.result(timeout=60)
+    done = time.monotonic()
+    assert wait_for(lambda: children() == [], 0.3 + 0.5, interval=0.005)
+    assert time.monotonic() - done >= 0.25
+    assert pool.runtime_info()["exits_by_reason"].get("idle", 0) >= 1
+
+
+def test_warm_workers_stay_when_free_vram_on_idle_is_off(make_pool, ocrset):
+    pool = make_pool(max_workers=1, free_vram_on_idle=False)
+    first = pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"]
+    time.sleep(0.5)
+    second = pool.ocr(ocrset / "01_line_short.png")["worker"]
+    assert second["pid"] == first and second["tasks_served"] == 2
+
+
+BAD_INPUTS = {
+    "empty": b"",
+    "random": os.urandom(4096),
+    "truncated_png": (Path(__file__).parent / "data/ocrset/02_line_pangram.png").read_bytes()[:300],
+    "text": b"hello, I am not an image",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_bytes_get_invalid_input_and_the_worker_survives(make_pool, ocrset, name):
+    pool = make_pool(max_workers=1, free_vram_on_idle=False)
+    pid = pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"]
+    started = time.monotonic()
+    with pytest.raises(vo.InvalidInput):
+        pool.ocr(BAD_INPUTS[name])
+    assert time.monotonic() - started < 2
+    assert pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"] == pid
+
+
+def test_missing_file_is_invalid_input(make_pool):
+    pool = make_pool(max_workers=1)
+    with pytest.raises(vo.InvalidInput, match="cannot read"):
+        pool.ocr("/no/such/file.png")

@@ -1,0 +1,34 @@
+"""Invariant 1: the Python process never maps ONNX Runtime or CUDA; the worker does the
+work and never links libpython."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import worker_pids
+
+FORBIDDEN_IN_PARENT = ("libonnxruntime", "libcuda", "libcudart", "libcublas", "libcudnn")
+
+
+def mapped_libraries(pid: int | str = "self") -> set[str]:
+    libs = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and ".so" in parts[5]:
+            libs.add(Path(parts[5].strip()).name)
+    return libs
+
+
+def test_parent_maps_no_onnxruntime_or_cuda_and_worker_maps_ort_not_python(make_pool, ocrset):
+    pool = make_pool(free_vram_on_idle=False, max_workers=1)
+    result = pool.ocr(ocrset / "01_line_short.png")
+    assert result["lines"], "the worker answered with no text"
+    parent = mapped_libraries()
+    assert not {lib for lib in parent for bad in FORBIDDEN_IN_PARENT if lib.startswith(bad)}, parent
+    assert any(lib.startswith("_native") for lib in parent), "the extension itself is mapped"
+
+    [pid] = worker_pids(pool)
+    assert pid == result["worker"]["pid"]
+    worker = mapped_libraries(pid)
+    assert any(lib.startswith("libonnxruntime") for lib in worker), worker
+    assert not any(lib.startswith("libpython") for lib in worker), worker

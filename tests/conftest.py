@@ -78,8 +78,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
 
 
 def worker_pids(pool: vo.OcrPool, state: str | None = None) -> list[int]:
-    return [w["pid"] for w in pool.runtime_info()["workers"]
-            if state is None or w["state"] == state]
+    return [
+        w["pid"] for w in pool.runtime_info()["workers"] if state is None or w["state"] == state
+    ]
 
 
 def open_fds() -> int:

@@ -23,12 +23,28 @@ def main() -> int:
     out = sys.stdout.buffer
     if mode == "fail-setup":
         sys.stderr.write("ERROR fake: the model file is unreadable\n")
-        out.write(frame({"type": "error", "id": None, "kind": "setup",
-                         "message": "fake setup failure: the model file is unreadable"}))
+        out.write(
+            frame(
+                {
+                    "type": "error",
+                    "id": None,
+                    "kind": "setup",
+                    "message": "fake setup failure: the model file is unreadable",
+                }
+            )
+        )
         out.flush()
         return 3
-    hello = {"type": "hello", "protocol_version": 1, "pid": os.getpid(), "ort_version": "fake",
-             "providers_available": [], "device": "cpu", "models": [], "load_ms": 1.0}
+    hello = {
+        "type": "hello",
+        "protocol_version": 1,
+        "pid": os.getpid(),
+        "ort_version": "fake",
+        "providers_available": [],
+        "device": "cpu",
+        "models": [],
+        "load_ms": 1.0,
+    }
     out.write(frame(hello))
     out.flush()
     (length,) = struct.unpack("<I", sys.stdin.buffer.read(4))

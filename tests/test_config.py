@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import vram_orchestrator as vo
@@ -16,7 +18,12 @@ from vram_orchestrator.settings import ENV_VARS, Settings, markdown_table
         ({"VRAM_ORCH_KILL_GRACE_S": "soon"}, "VRAM_ORCH_KILL_GRACE_S", "'soon'", "seconds"),
         ({"VRAM_ORCH_MAX_WORKERS": "0"}, "VRAM_ORCH_MAX_WORKERS", "'0'", ">= 1"),
         ({"FREE_VRAM_ON_IDLE": "maybe"}, "FREE_VRAM_ON_IDLE", "'maybe'", "true/false"),
-        ({"DOCLING_SERVE_FREE_VRAM_ON_IDLE": "2"}, "DOCLING_SERVE_FREE_VRAM_ON_IDLE", "'2'", "on/off"),
+        (
+            {"DOCLING_SERVE_FREE_VRAM_ON_IDLE": "2"},
+            "DOCLING_SERVE_FREE_VRAM_ON_IDLE",
+            "'2'",
+            "on/off",
+        ),
     ],
 )
 def test_bad_environment_fails_at_start_with_name_value_and_allowed(
@@ -68,3 +75,8 @@ def test_defaults_and_readme_table_cover_every_variable():
     table = markdown_table()
     for var in ENV_VARS:
         assert f"`{var.name}" in table
+
+
+def test_readme_configuration_table_matches_the_code():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate it: python -m vram_orchestrator.settings"

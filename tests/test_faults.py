@@ -32,7 +32,9 @@ def _busy_worker(pool: vo.OcrPool, timeout: float = 30) -> int:
     return found[0]
 
 
-@pytest.mark.parametrize(("sig", "name"), [(signal.SIGKILL, "SIGKILL"), (signal.SIGSEGV, "SIGSEGV")])
+@pytest.mark.parametrize(
+    ("sig", "name"), [(signal.SIGKILL, "SIGKILL"), (signal.SIGSEGV, "SIGSEGV")]
+)
 def test_killed_busy_worker_fails_only_its_task_then_pool_serves(make_pool, ocrset, sig, name):
     pool = make_pool(max_workers=1, max_retries=0)
     future = pool.submit(ocrset / "13_page_paragraph.png")
@@ -84,11 +86,14 @@ def _wrapper(tmp_path: Path, body: str) -> Path:
 
 def test_garbage_frames_cost_one_task(make_pool, ocrset, tmp_path):
     marker = tmp_path / "garbage-sent"
-    script = _wrapper(tmp_path, f"""\
+    script = _wrapper(
+        tmp_path,
+        f"""\
         if [ -e {marker} ]; then exec {REAL_WORKER} "$@"; fi
         touch {marker}
         exec {sys.executable} {HERE / "fake_worker.py"} garbage "$@"
-    """)
+    """,
+    )
     pool = make_pool(max_workers=1, max_retries=0, worker_bin=str(script))
     with pytest.raises(vo.WorkerCrashed) as info:
         pool.ocr(ocrset / "01_line_short.png")
@@ -98,9 +103,12 @@ def test_garbage_frames_cost_one_task(make_pool, ocrset, tmp_path):
 
 
 def test_worker_that_cannot_start_fails_tasks_with_setup_error(make_pool, ocrset, tmp_path):
-    script = _wrapper(tmp_path, f"""\
+    script = _wrapper(
+        tmp_path,
+        f"""\
         exec {sys.executable} {HERE / "fake_worker.py"} fail-setup "$@"
-    """)
+    """,
+    )
     pool = make_pool(max_workers=2, worker_bin=str(script))
     futures = [pool.submit(ocrset / "01_line_short.png") for _ in range(3)]
     for f in futures:
@@ -131,8 +139,11 @@ time.sleep(60)
 
 
 def test_parent_killed_with_sigkill_takes_its_busy_workers_within_1s(ocrset):
-    proc = subprocess.Popen([sys.executable, "-c", PARENT, str(ocrset / "13_page_paragraph.png")],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(ocrset / "13_page_paragraph.png")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         pids = [int(p) for p in line.split()]

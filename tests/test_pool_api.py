@@ -91,7 +91,10 @@ def test_runtime_info_reports_workers_limits_paths_and_gpu(make_pool, ocrset):
     assert worker["ready_ms"] > 0 and worker["rss_mb"] > 0
     assert info["queue"] == {"length": 0, "max": 1024, "in_flight": 0}
     assert info["limits"]["task_timeout_s"] == 42
-    assert info["ort_dylib"].endswith(tuple(f".so{s}" for s in ("", ".1")) ) or ".so." in info["ort_dylib"]
+    assert (
+        info["ort_dylib"].endswith(tuple(f".so{s}" for s in ("", ".1")))
+        or ".so." in info["ort_dylib"]
+    )
     assert info["model_dir"] and info["worker_bin"].endswith("vram-orch-worker")
     if info["gpu"]["status"] == "unavailable":
         assert "NVML" in info["gpu"]["reason"]
@@ -151,19 +154,44 @@ def test_cli_ocr_and_info(ocrset):
 
     env = {**os.environ, **env_cpu}
     out = subprocess.run(
-        [sys.executable, "-m", "vram_orchestrator", "ocr", "--json",
-         str(ocrset / "01_line_short.png"), str(ocrset / "02_line_pangram.png")],
-        capture_output=True, text=True, timeout=120, env=env, check=True,
+        [
+            sys.executable,
+            "-m",
+            "vram_orchestrator",
+            "ocr",
+            "--json",
+            str(ocrset / "01_line_short.png"),
+            str(ocrset / "02_line_pangram.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
     ).stdout.splitlines()
     rows = [json.loads(line) for line in out]
-    assert [r["file"].rsplit("/", 1)[1] for r in rows] == ["01_line_short.png", "02_line_pangram.png"]
+    assert [r["file"].rsplit("/", 1)[1] for r in rows] == [
+        "01_line_short.png",
+        "02_line_pangram.png",
+    ]
     assert rows[1]["lines"][0]["text"] == "The quick brown fox jumps over the lazy dog."
 
-    info = subprocess.run([sys.executable, "-m", "vram_orchestrator", "info"],
-                          capture_output=True, text=True, timeout=60, env=env, check=True)
+    info = subprocess.run(
+        [sys.executable, "-m", "vram_orchestrator", "info"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
     data = json.loads(info.stdout)
     assert data["device"] == "cpu" and "gpu" in data and "limits" in data
 
-    bad = subprocess.run([sys.executable, "-m", "vram_orchestrator", "ocr", "/no/such.png"],
-                         capture_output=True, text=True, timeout=60, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "vram_orchestrator", "ocr", "/no/such.png"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert bad.returncode == 1 and "InvalidInput" in bad.stderr

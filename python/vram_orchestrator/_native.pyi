@@ -11,16 +11,19 @@ class VramOrchestratorError(Exception):
 
 class InsufficientVram(VramOrchestratorError):
     """Not enough free GPU memory for the task within the admission timeout."""
+
     required_mb: float
     available_mb: float
     device: str
 
 class TaskTimeout(VramOrchestratorError):
     """The task ran past its time limit; its worker was killed and replaced."""
+
     limit_s: float
 
 class WorkerCrashed(VramOrchestratorError):
     """The worker process died while running the task."""
+
     exit_code: int | None
     signal: int | None
     stderr_tail: str
@@ -31,6 +34,7 @@ class InvalidInput(VramOrchestratorError):
 
 class QueueFull(VramOrchestratorError):
     """Too many tasks are waiting (VRAM_ORCH_QUEUE_MAX)."""
+
     limit: int
 
 class PoolClosed(VramOrchestratorError):

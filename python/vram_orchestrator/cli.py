@@ -15,9 +15,13 @@ from .pool import OcrPool
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vram-orchestrator",
-                                description="OCR in worker processes that free GPU memory when idle.")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    p = argparse.ArgumentParser(
+        prog="vram-orchestrator",
+        description="OCR in worker processes that free GPU memory when idle.",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     ocr = sub.add_parser("ocr", help="OCR image files and print their text")
     ocr.add_argument("files", nargs="+", metavar="FILE")
@@ -68,8 +72,11 @@ def _ocr(args: argparse.Namespace) -> int:
         if isinstance(outcome, BaseException):
             failures += 1
             if args.json:
-                print(json.dumps({"file": path, "error": type(outcome).__name__,
-                                  "message": str(outcome)}))
+                print(
+                    json.dumps(
+                        {"file": path, "error": type(outcome).__name__, "message": str(outcome)}
+                    )
+                )
             else:
                 print(f"{path}: {type(outcome).__name__}: {outcome}", file=sys.stderr)
         elif args.json:

@@ -42,28 +42,45 @@ def _resolve_device(requested: str, dylib: Any) -> tuple[str, str]:
         if gpu["status"] != "available" or not gpu["devices"]:
             return "cpu", gpu.get("reason", "NVML lists no GPU")
         if not cuda_ep:
-            return "cpu", (f"ONNX Runtime at {dylib} has no CUDA provider "
-                           "(install vram-orchestrator[gpu] for CUDA)")
+            return "cpu", (
+                f"ONNX Runtime at {dylib} has no CUDA provider "
+                "(install vram-orchestrator[gpu] for CUDA)"
+            )
         best = max(gpu["devices"], key=lambda d: d["free_mb"])
         return f"cuda:{best['index']}", f"NVML: {best['name']} has {best['free_mb']:.0f} MB free"
     if gpu["status"] != "available" or not gpu["devices"]:
-        raise SetupError(f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but "
-                         f"{gpu.get('reason', 'NVML lists no GPU')}. Use cpu or auto.")
+        raise SetupError(
+            f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but "
+            f"{gpu.get('reason', 'NVML lists no GPU')}. Use cpu or auto."
+        )
     if not cuda_ep:
-        raise SetupError(f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but ONNX Runtime at "
-                         f"{dylib} has no CUDA provider: pip install vram-orchestrator[gpu].")
+        raise SetupError(
+            f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but ONNX Runtime at "
+            f"{dylib} has no CUDA provider: pip install vram-orchestrator[gpu]."
+        )
     index = 0 if requested == "cuda" else int(requested.split(":", 1)[1])
     count = len(gpu["devices"])
     if index >= count:
-        raise ConfigError(f"VRAM_ORCH_DEVICE={requested!r}: only {count} GPU(s) visible "
-                          f"(cuda:0..cuda:{count - 1}).")
+        raise ConfigError(
+            f"VRAM_ORCH_DEVICE={requested!r}: only {count} GPU(s) visible "
+            f"(cuda:0..cuda:{count - 1})."
+        )
     return f"cuda:{index}", f"VRAM_ORCH_DEVICE={requested}"
 
 
 def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
     """The worker's whole environment: a clean one plus what it needs."""
-    keep = ("HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
-            "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
+    keep = (
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "TMPDIR",
+        "TZ",
+        "CUDA_VISIBLE_DEVICES",
+        "CUDA_DEVICE_ORDER",
+        "NVIDIA_VISIBLE_DEVICES",
+        "NVIDIA_DRIVER_CAPABILITIES",
+    )
     env = [(k, os.environ[k]) for k in keep if k in os.environ]
     inherited = os.environ.get("LD_LIBRARY_PATH")
     env.append(("LD_LIBRARY_PATH", os.pathsep.join(lib_dirs + ([inherited] if inherited else []))))
@@ -90,8 +107,10 @@ def _coerce(image: ImageSource) -> Any:
         if str(image.dtype) != "uint8":
             raise TypeError(f"numpy images must be uint8, not {image.dtype}")
         return image
-    raise TypeError(f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
-                    "or a numpy uint8 array")
+    raise TypeError(
+        f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
+        "or a numpy uint8 array"
+    )
 
 
 class OcrPool:
@@ -119,8 +138,9 @@ class OcrPool:
             "model_dir": str(self._model_dir),
             "ort_dylib": str(self._ort_dylib),
             "device": self._device,
-            "worker_env": _worker_env(resources.library_dirs(self._ort_dylib),
-                                      _worker_log_level(s.worker_log)),
+            "worker_env": _worker_env(
+                resources.library_dirs(self._ort_dylib), _worker_log_level(s.worker_log)
+            ),
             "max_workers": s.max_workers,
             "queue_max": s.queue_max,
             "idle_timeout_s": s.idle_timeout_s if s.free_vram_on_idle else None,
@@ -148,8 +168,9 @@ class OcrPool:
 
     # ---- submitting -------------------------------------------------------------------
 
-    def submit(self, image: ImageSource, *, profile: str | None = None,
-               timeout_s: float | None = None) -> Future[dict[str, Any]]:
+    def submit(
+        self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
+    ) -> Future[dict[str, Any]]:
         """Queues one image; returns a ``concurrent.futures.Future`` of the result dict.
 
         Raises ``QueueFull`` or ``PoolClosed`` at once. Cancelling the future removes the
@@ -170,13 +191,15 @@ class OcrPool:
         future.add_done_callback(on_cancel)
         return future
 
-    def ocr(self, image: ImageSource, *, profile: str | None = None,
-            timeout_s: float | None = None) -> dict[str, Any]:
+    def ocr(
+        self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """OCRs one image and returns the result dict (see the README)."""
         return self.submit(image, profile=profile, timeout_s=timeout_s).result()
 
-    async def ocr_async(self, image: ImageSource, *, profile: str | None = None,
-                        timeout_s: float | None = None) -> dict[str, Any]:
+    async def ocr_async(
+        self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
+    ) -> dict[str, Any]:
         """``ocr`` for asyncio; cancelling the awaiting task removes a queued task."""
         return await asyncio.wrap_future(self.submit(image, profile=profile, timeout_s=timeout_s))
 
@@ -186,11 +209,16 @@ class OcrPool:
         if profile not in ("default", "reference"):
             raise ConfigError(f"profile={profile!r} is not allowed: expected default or reference")
         c = self._native_config
-        return {"profile": profile, "max_input_bytes": c["max_input_bytes"],
-                "max_pixels": c["max_pixels"], "max_det_pixels": c["max_det_pixels"]}
+        return {
+            "profile": profile,
+            "max_input_bytes": c["max_input_bytes"],
+            "max_pixels": c["max_pixels"],
+            "max_det_pixels": c["max_det_pixels"],
+        }
 
-    def _on_done(self, task_id: int, result: dict[str, Any] | None,
-                 error: BaseException | None) -> None:
+    def _on_done(
+        self, task_id: int, result: dict[str, Any] | None, error: BaseException | None
+    ) -> None:
         with self._lock:
             future = self._futures.pop(task_id, None)
         if future is None or future.done():
@@ -250,10 +278,15 @@ class OcrPool:
             "device_reason": self._device_reason,
             "gpu": gpu_report(),
             "workers": snap.get("workers", []),
-            "queue": {"length": snap.get("queue_length", 0), "max": s.queue_max,
-                      "in_flight": snap.get("in_flight", 0)},
-            "counters": {k: snap.get(k, 0) for k in
-                         ("submitted", "succeeded", "failed", "retried", "spawned")},
+            "queue": {
+                "length": snap.get("queue_length", 0),
+                "max": s.queue_max,
+                "in_flight": snap.get("in_flight", 0),
+            },
+            "counters": {
+                k: snap.get(k, 0)
+                for k in ("submitted", "succeeded", "failed", "retried", "spawned")
+            },
             "exits_by_reason": snap.get("exits_by_reason", {}),
             "recent_exits": snap.get("recent_exits", []),
             "closed": snap.get("closed", True),

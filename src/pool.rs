@@ -41,21 +41,28 @@ impl NativePool {
         })
     }
 
-    /// Queues one image; returns the task id. Raises QueueFull or PoolClosed at once.
-    #[pyo3(signature = (image, options=None, timeout_s=None))]
+    /// Queues one image; returns the task id. A full queue raises QueueFull at once, or
+    /// after waiting up to `queue_timeout_s` (GIL released) for a slot.
+    #[pyo3(signature = (image, options=None, timeout_s=None, queue_timeout_s=None))]
     fn submit(
         &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
         timeout_s: Option<f64>,
+        queue_timeout_s: Option<f64>,
     ) -> PyResult<u64> {
         let input = convert::task_input(image)?;
         let options = options.map(convert::ocr_options).transpose()?;
         let timeout = timeout_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
-        self.supervisor
-            .submit(input, options, timeout)
-            .map_err(|e| errors::task_error(py, &e))
+        let wait = Duration::from_secs_f64(queue_timeout_s.unwrap_or(0.0).max(0.0));
+        let supervisor = Arc::clone(&self.supervisor);
+        let submitted = if wait.is_zero() {
+            supervisor.submit(input, options, timeout, wait)
+        } else {
+            py.detach(move || supervisor.submit(input, options, timeout, wait))
+        };
+        submitted.map_err(|e| errors::task_error(py, &e))
     }
 
     /// Removes a queued task (it completes as cancelled); running tasks finish.

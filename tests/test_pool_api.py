@@ -195,3 +195,18 @@ def test_cli_ocr_and_info(ocrset):
         env=env,
     )
     assert bad.returncode == 1 and "InvalidInput" in bad.stderr
+
+
+def test_full_queue_waits_for_room_when_asked(make_pool, ocrset):
+    pool = make_pool(max_workers=1, queue_max=1)
+    page = (ocrset / "13_page_paragraph.png").read_bytes()
+    running = pool.submit(page)
+    assert wait_for(lambda: pool.runtime_info()["queue"]["in_flight"] == 1, 30)
+    queued = pool.submit(page)
+    with pytest.raises(vo.QueueFull):
+        pool.submit(page, queue_timeout_s=0.05)
+    waited = pool.submit(ocrset / "01_line_short.png", queue_timeout_s=120)
+    # Room appears only when `queued` starts, i.e. after `running` finished.
+    assert pool.runtime_info()["counters"]["succeeded"] >= 1
+    for f in (running, queued, waited):
+        assert f.result(timeout=120)["lines"]

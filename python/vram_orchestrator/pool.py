@@ -159,6 +159,7 @@ class OcrPool:
             "max_frame_bytes": s.max_input_bytes + (1 << 20),
         }
         self._futures: dict[int, Future[dict[str, Any]]] = {}
+        self._early: dict[int, tuple[dict[str, Any] | None, BaseException | None]] = {}
         self._lock = threading.Lock()
         self._native = _native.NativePool(self._native_config, self._on_done)
         # Interpreter exit ends the workers even without close(); weakly, so the pool can
@@ -169,19 +170,30 @@ class OcrPool:
     # ---- submitting -------------------------------------------------------------------
 
     def submit(
-        self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
+        self,
+        image: ImageSource,
+        *,
+        profile: str | None = None,
+        timeout_s: float | None = None,
+        queue_timeout_s: float | None = None,
     ) -> Future[dict[str, Any]]:
         """Queues one image; returns a ``concurrent.futures.Future`` of the result dict.
 
-        Raises ``QueueFull`` or ``PoolClosed`` at once. Cancelling the future removes the
-        task if it has not started.
+        ``timeout_s`` overrides the task time limit. A full queue raises ``QueueFull`` at
+        once, or after waiting up to ``queue_timeout_s`` for room; a closed pool raises
+        ``PoolClosed``. Cancelling the future removes the task if it has not started.
         """
         source = _coerce(image)
         options = self._options(profile)
         future: Future[dict[str, Any]] = Future()
+        task_id = self._native.submit(source, options, timeout_s, queue_timeout_s)
         with self._lock:
-            task_id = self._native.submit(source, options, timeout_s)
-            self._futures[task_id] = future
+            # The task may already be done (tiny input, fast worker): see _on_done.
+            early = self._early.pop(task_id, None)
+            if early is None:
+                self._futures[task_id] = future
+        if early is not None:
+            _resolve(future, *early)
         native = self._native
 
         def on_cancel(f: Future[dict[str, Any]]) -> None:
@@ -192,10 +204,18 @@ class OcrPool:
         return future
 
     def ocr(
-        self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
+        self,
+        image: ImageSource,
+        *,
+        profile: str | None = None,
+        timeout_s: float | None = None,
+        queue_timeout_s: float | None = None,
     ) -> dict[str, Any]:
         """OCRs one image and returns the result dict (see the README)."""
-        return self.submit(image, profile=profile, timeout_s=timeout_s).result()
+        future = self.submit(
+            image, profile=profile, timeout_s=timeout_s, queue_timeout_s=queue_timeout_s
+        )
+        return future.result()
 
     async def ocr_async(
         self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
@@ -221,15 +241,11 @@ class OcrPool:
     ) -> None:
         with self._lock:
             future = self._futures.pop(task_id, None)
-        if future is None or future.done():
-            return
-        try:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)  # type: ignore[arg-type]
-        except InvalidStateError:
-            pass  # cancelled by the caller meanwhile
+            if future is None:
+                # Finished before submit() registered its future: it picks this up.
+                self._early[task_id] = (result, error)
+                return
+        _resolve(future, result, error)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -312,6 +328,20 @@ class OcrPool:
             "worker_bin": str(self._worker_bin),
             "settings_sources": dict(s.sources),
         }
+
+
+def _resolve(
+    future: Future[dict[str, Any]], result: dict[str, Any] | None, error: BaseException | None
+) -> None:
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass  # cancelled by the caller meanwhile
 
 
 def _atexit_closer(pool: OcrPool) -> Any:

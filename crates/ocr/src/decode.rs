@@ -135,7 +135,14 @@ fn decode_encoded(bytes: &[u8], profile: Profile, limits: &Limits) -> Result<Rgb
     Ok(match img {
         DynamicImage::ImageLuma8(g) => gray_to_bgr(w, h, g.as_raw()),
         DynamicImage::ImageLumaA8(ga) => graya_to_bgr(w, h, ga.as_raw(), profile),
-        DynamicImage::ImageRgb8(rgb) => rgb_to_bgr(w, h, rgb.as_raw()),
+        DynamicImage::ImageRgb8(rgb) => {
+            // In place: no second full-size buffer.
+            let mut v = rgb.into_raw();
+            for p in v.chunks_exact_mut(3) {
+                p.swap(0, 2);
+            }
+            from_vec(w, h, v)
+        }
         DynamicImage::ImageRgba8(rgba) => rgba_to_bgr(w, h, rgba.as_raw(), profile),
         // 16-bit and float images: reduced to 8 bits per channel first.
         DynamicImage::ImageLuma16(_) => gray_to_bgr(w, h, img.to_luma8().as_raw()),
@@ -182,7 +189,7 @@ fn png_palette_indices(bytes: &[u8], limits: &Limits) -> Result<Option<RgbImage>
             info.bit_depth as u8,
         )
     };
-    if ct != png::ColorType::Indexed {
+    if ct != png::ColorType::Indexed || !matches!(depth, 1 | 2 | 4 | 8) {
         return Ok(None);
     }
     check_dims(w as u64, h as u64, limits)?;

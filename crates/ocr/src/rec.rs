@@ -12,12 +12,16 @@ use crate::OcrError;
 const H: usize = 48;
 const BASE_W: usize = 320;
 pub(crate) const BATCH: usize = 6;
+/// Default profile: widest rec input (a ratio of ~166); wider lines are squeezed to it so a
+/// hair-thin box across a huge image cannot make a gigabyte tensor.
+pub(crate) const DEFAULT_MAX_W: usize = 8000;
 
 /// (text, score) per crop.
 pub(crate) fn recognize(
     model: &mut Model,
     charset: &Charset,
     crops: &[&RgbImage],
+    max_w: usize,
     buf: &mut Vec<f32>,
     lut: &[f32; 256],
     model_ms: &mut f64,
@@ -29,7 +33,7 @@ pub(crate) fn recognize(
         for &i in chunk {
             max_ratio = max_ratio.max(crops[i].width() as f64 / crops[i].height().max(1) as f64);
         }
-        let w = (H as f64 * max_ratio) as usize;
+        let w = ((H as f64 * max_ratio) as usize).min(max_w);
         let slot = 3 * H * w;
         buf.clear();
         buf.resize(chunk.len() * slot, 0.0);

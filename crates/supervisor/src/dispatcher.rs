@@ -2,7 +2,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use vram_orch_protocol::{ErrorKind, Hello, Request, Response, PROTOCOL_VERSION};
 use crate::config::PoolConfig;
 use crate::error::TaskError;
 use crate::procfs;
+use crate::slots::QueueSlots;
 use crate::snapshot::{ExitRecord, PoolSnapshot, WorkerSnapshot};
 use crate::task::{Completed, Task, TaskOutcome, TaskSuccess, WorkerStamp};
 use crate::worker::{describe_status, WorkerEvent, WorkerEvents, WorkerProcess};
@@ -108,8 +108,8 @@ pub(crate) struct Dispatcher {
     events_tx: Sender<(u64, WorkerEvent)>,
     events: WorkerEvents,
     outcomes: Sender<Completed>,
-    /// Tasks reserved by `submit` and not yet dispatched, shared with the handle.
-    queued: Arc<AtomicUsize>,
+    /// Queue slots, shared with the handle (which reserves them).
+    slots: Arc<QueueSlots>,
     queue: VecDeque<Box<Task>>,
     workers: BTreeMap<u64, Worker>,
     next_worker_id: u64,
@@ -126,7 +126,7 @@ impl Dispatcher {
         config: PoolConfig,
         commands: Receiver<Command>,
         outcomes: Sender<Completed>,
-        queued: Arc<AtomicUsize>,
+        slots: Arc<QueueSlots>,
     ) -> Dispatcher {
         let (events_tx, events) = crossbeam_channel::unbounded();
         let stats = PoolSnapshot {
@@ -139,7 +139,7 @@ impl Dispatcher {
             events_tx,
             events,
             outcomes,
-            queued,
+            slots,
             queue: VecDeque::new(),
             workers: BTreeMap::new(),
             next_worker_id: 1,
@@ -191,7 +191,7 @@ impl Dispatcher {
             Command::Submit(task) => {
                 self.stats.submitted += 1;
                 if self.closing == Some(true) {
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.slots.release();
                     self.complete(task.id, Err(TaskError::PoolClosed));
                 } else {
                     self.queue.push_back(task);
@@ -200,7 +200,7 @@ impl Dispatcher {
             Command::Cancel(id) => {
                 if let Some(pos) = self.queue.iter().position(|t| t.id == id) {
                     let task = self.queue.remove(pos).expect("position is valid");
-                    self.queued.fetch_sub(1, Ordering::AcqRel);
+                    self.slots.release();
                     self.complete(task.id, Err(TaskError::Cancelled));
                 }
             }
@@ -228,7 +228,7 @@ impl Dispatcher {
     fn on_command_after_close(&mut self, cmd: Command) {
         match cmd {
             Command::Submit(task) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
+                self.slots.release();
                 self.complete(task.id, Err(TaskError::PoolClosed));
             }
             Command::Snapshot(reply) => {
@@ -248,7 +248,7 @@ impl Dispatcher {
             return; // drain: workers stop once the queue is empty (schedule)
         }
         for task in std::mem::take(&mut self.queue) {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.slots.release();
             self.complete(task.id, Err(TaskError::PoolClosed));
         }
         let ids: Vec<u64> = self.workers.keys().copied().collect();
@@ -573,7 +573,7 @@ impl Dispatcher {
             );
             self.stats.retried += 1;
             task.submitted = Instant::now().min(task.submitted);
-            self.queued.fetch_add(1, Ordering::AcqRel);
+            self.slots.put_back();
             self.queue.push_front(task);
             return;
         }
@@ -614,7 +614,7 @@ impl Dispatcher {
             .clone()
             .unwrap_or_else(|| "the worker could not start".to_string());
         for task in std::mem::take(&mut self.queue) {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.slots.release();
             self.complete(
                 task.id,
                 Err(TaskError::Setup {
@@ -640,7 +640,7 @@ impl Dispatcher {
                 .max();
             let Some((_, id)) = idle else { break };
             let task = self.queue.pop_front().expect("queue is not empty");
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.slots.release();
             self.dispatch(id, task);
         }
         if self.closing == Some(true) {
@@ -689,7 +689,7 @@ impl Dispatcher {
         {
             // Its stdin is closed: it is on its way out. Back to the queue.
             task.attempts -= 1;
-            self.queued.fetch_add(1, Ordering::AcqRel);
+            self.slots.put_back();
             self.queue.push_front(task);
             worker.state = State::Stopping {
                 kill_at: None,

@@ -11,6 +11,7 @@ mod dispatcher;
 mod error;
 pub mod gpu;
 mod procfs;
+mod slots;
 mod snapshot;
 mod supervisor;
 mod task;

@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -9,6 +9,7 @@ use vram_orch_protocol::OcrOptions;
 use crate::config::PoolConfig;
 use crate::dispatcher::{Command, Dispatcher};
 use crate::error::TaskError;
+use crate::slots::QueueSlots;
 use crate::snapshot::PoolSnapshot;
 use crate::task::{Completed, Task, TaskInput};
 
@@ -19,10 +20,9 @@ pub type SubmitError = TaskError;
 /// dispatcher thread.
 pub struct Supervisor {
     commands: Sender<Command>,
-    queued: Arc<AtomicUsize>,
+    slots: Arc<QueueSlots>,
     closed: AtomicBool,
     next_id: AtomicU64,
-    queue_max: usize,
     default_options: OcrOptions,
     task_timeout: Duration,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -33,45 +33,39 @@ impl Supervisor {
     /// `outcomes`.
     pub fn start(config: PoolConfig, outcomes: Sender<Completed>) -> std::io::Result<Supervisor> {
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let queue_max = config.queue_max;
+        let slots = Arc::new(QueueSlots::new(config.queue_max));
         let default_options = config.default_options;
         let task_timeout = config.task_timeout;
-        let dispatcher = Dispatcher::new(config, command_rx, outcomes, Arc::clone(&queued));
+        let dispatcher = Dispatcher::new(config, command_rx, outcomes, Arc::clone(&slots));
         let thread = std::thread::Builder::new()
             .name("vo-dispatcher".to_string())
             .spawn(move || dispatcher.run())?;
         Ok(Supervisor {
             commands,
-            queued,
+            slots,
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
-            queue_max,
             default_options,
             task_timeout,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Queues a task; fails at once with `QueueFull` or `PoolClosed`.
+    /// Queues a task. A full queue fails with `QueueFull` at once, or after waiting up to
+    /// `queue_wait` for a slot; a closed pool with `PoolClosed`.
     pub fn submit(
         &self,
         input: TaskInput,
         options: Option<OcrOptions>,
         timeout: Option<Duration>,
+        queue_wait: Duration,
     ) -> Result<u64, SubmitError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(TaskError::PoolClosed);
         }
-        // Reserve a queue slot without a round trip to the dispatcher.
-        let reserved = self
-            .queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.queue_max).then_some(n + 1)
-            });
-        if reserved.is_err() {
+        if !self.slots.reserve(queue_wait) {
             return Err(TaskError::QueueFull {
-                limit: self.queue_max,
+                limit: self.slots.max(),
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +80,7 @@ impl Supervisor {
             fingerprint,
         };
         if self.commands.send(Command::Submit(Box::new(task))).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.slots.release();
             return Err(TaskError::PoolClosed);
         }
         Ok(id)

@@ -1,0 +1,156 @@
+"""Worker lifecycle benchmark: dispatch overhead, cold start, and burst throughput with
+FREE_VRAM_ON_IDLE on and off, against process-per-task and a ProcessPoolExecutor running
+RapidOCR, all in one run on the same images.
+
+    python bench/lifecycle.py [--tasks 200] [--burst 50] [--workers 2] [--skip-rapidocr]
+
+Prints medians and the ratios the lifecycle targets are stated in. Needs the package
+installed (``make install``) and, for the RapidOCR rows, ``pip install '.[bench]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+import vram_orchestrator as vo
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "ocrset"
+LINES = sorted(str(p) for p in DATA.glob("0*_line_*.png"))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def dispatch_overhead(n: int) -> tuple[float, float, float]:
+    """Round trip of a tiny task minus the worker's own time, warm worker."""
+    tiny = np.full((8, 8), 255, np.uint8)
+    with vo.OcrPool(device="cpu", max_workers=1, free_vram_on_idle=False) as pool:
+        for _ in range(20):
+            pool.ocr(tiny)
+        overheads, trips = [], []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = pool.ocr(tiny)
+            trip = (time.perf_counter() - t0) * 1e3
+            trips.append(trip)
+            overheads.append(trip - r["timings_ms"]["worker"])
+    return statistics.median(trips), statistics.median(overheads), pct(overheads, 0.99)
+
+
+def cold_start(repeats: int) -> float:
+    """New pool to first result (spawn, load ONNX Runtime and models, first run)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with vo.OcrPool(device="cpu", max_workers=1) as pool:
+            pool.ocr(LINES[0])
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def burst(n: int, workers: int, **settings: object) -> float:
+    """Seconds to finish n line images submitted at once (pool created beforehand)."""
+    images = [LINES[i % len(LINES)] for i in range(n)]
+    with vo.OcrPool(device="cpu", max_workers=workers, **settings) as pool:
+        t0 = time.perf_counter()
+        for f in [pool.submit(p) for p in images]:
+            f.result()
+        return time.perf_counter() - t0
+
+
+def sequential(n: int, **settings: object) -> float:
+    """Seconds for n line images sent one after another by one caller."""
+    with vo.OcrPool(device="cpu", max_workers=1, **settings) as pool:
+        t0 = time.perf_counter()
+        for i in range(n):
+            pool.ocr(LINES[i % len(LINES)])
+        return time.perf_counter() - t0
+
+
+_ENGINE = None
+
+
+def _rapid_init() -> None:
+    global _ENGINE
+    from rapidocr_onnxruntime import RapidOCR
+
+    _ENGINE = RapidOCR(intra_op_num_threads=1)
+
+
+def _rapid_run(path: str) -> int:
+    result, _ = _ENGINE(path)  # type: ignore[misc]
+    return len(result or [])
+
+
+def rapidocr_pool(n: int, workers: int) -> float:
+    images = [LINES[i % len(LINES)] for i in range(n)]
+    with ProcessPoolExecutor(workers, initializer=_rapid_init) as ex:
+        list(ex.map(_rapid_run, images[:workers]))  # warm each process
+        t0 = time.perf_counter()
+        list(ex.map(_rapid_run, images))
+        return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=200)
+    ap.add_argument("--burst", type=int, default=50)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--dispatch", type=int, default=300)
+    ap.add_argument("--skip-rapidocr", action="store_true")
+    args = ap.parse_args()
+    print(
+        f"# lifecycle benchmark, {os.cpu_count()} CPUs, {len(LINES)} line images, "
+        f"{args.workers} workers, 1 ONNX Runtime thread each"
+    )
+
+    trip, over50, over99 = dispatch_overhead(args.dispatch)
+    print(f"warm dispatch round trip p50          {trip:8.2f} ms")
+    print(f"dispatch overhead (minus worker) p50  {over50:8.3f} ms   p99 {over99:.3f} ms")
+    cold = cold_start(3)
+    print(f"cold start to first result (median)   {cold:8.2f} s")
+
+    threads = {"threads": 1}
+    on = burst(args.burst, args.workers, free_vram_on_idle=True, **threads)
+    off = burst(args.burst, args.workers, free_vram_on_idle=False, **threads)
+    per_task = burst(
+        args.burst, args.workers, free_vram_on_idle=True, max_tasks_per_worker=1, **threads
+    )
+    print(f"burst of {args.burst}: FREE_VRAM_ON_IDLE on  {on:7.2f} s")
+    print(f"burst of {args.burst}: FREE_VRAM_ON_IDLE off {off:7.2f} s   on/off = {on / off:.3f}")
+    print(
+        f"burst of {args.burst}: process-per-task      {per_task:7.2f} s   "
+        f"per-task/on = {per_task / on:.2f}x"
+    )
+
+    t_on = burst(args.tasks, args.workers, free_vram_on_idle=True, **threads)
+    t_off = burst(args.tasks, args.workers, free_vram_on_idle=False, **threads)
+    n = args.tasks
+    print(f"{n} images: on {n / t_on:6.2f} img/s, off {n / t_off:6.2f} img/s")
+    seq_on = sequential(args.burst, free_vram_on_idle=True, **threads)
+    seq_off = sequential(args.burst, free_vram_on_idle=False, **threads)
+    print(
+        f"{args.burst} sequential calls: on {seq_on:.2f} s, off {seq_off:.2f} s "
+        f"(on/off = {seq_on / seq_off:.3f})"
+    )
+    if not args.skip_rapidocr:
+        rapid = rapidocr_pool(args.tasks, args.workers)
+        print(
+            f"{args.tasks} images: RapidOCR ProcessPoolExecutor {args.tasks / rapid:6.2f} img/s "
+            f"(ours on / RapidOCR = {rapid / t_on:.2f}x)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

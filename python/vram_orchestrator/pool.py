@@ -162,6 +162,9 @@ class OcrPool:
         self._early: dict[int, tuple[dict[str, Any] | None, BaseException | None]] = {}
         self._lock = threading.Lock()
         self._native = _native.NativePool(self._native_config, self._on_done)
+        # The supervisor's threads do not survive fork(): a forked child must not use
+        # (or wait on) this pool. Its workers stay the parent's.
+        self._owner_pid = os.getpid()
         # Interpreter exit ends the workers even without close(); weakly, so the pool can
         # still be garbage-collected.
         self._atexit = _atexit_closer(self)
@@ -183,6 +186,7 @@ class OcrPool:
         once, or after waiting up to ``queue_timeout_s`` for room; a closed pool raises
         ``PoolClosed``. Cancelling the future removes the task if it has not started.
         """
+        self._check_owner()
         source = _coerce(image)
         options = self._options(profile)
         future: Future[dict[str, Any]] = Future()
@@ -223,6 +227,13 @@ class OcrPool:
         """``ocr`` for asyncio; cancelling the awaiting task removes a queued task."""
         return await asyncio.wrap_future(self.submit(image, profile=profile, timeout_s=timeout_s))
 
+    def _check_owner(self) -> None:
+        if os.getpid() != self._owner_pid:
+            raise PoolClosed(
+                f"this pool belongs to process {self._owner_pid}; after fork() create a new "
+                "OcrPool in the child"
+            )
+
     def _options(self, profile: str | None) -> dict[str, Any] | None:
         if profile is None:
             return None
@@ -251,12 +262,15 @@ class OcrPool:
 
     def warm_up(self, workers: int | None = None) -> None:
         """Starts workers ahead of work (all of ``max_workers`` by default)."""
+        self._check_owner()
         self._native.warm_up(self.settings.max_workers if workers is None else workers)
 
     def close(self, *, cancel_pending: bool = False, timeout_s: float | None = None) -> bool:
         """Stops the pool: waits for queued and running tasks (or fails them with
         ``PoolClosed`` when ``cancel_pending``), ends and reaps every worker. Returns False
         if ``timeout_s`` passed first. Safe to call twice."""
+        if os.getpid() != self._owner_pid:
+            return True  # a forked child: nothing of this pool runs here
         atexit.unregister(self._atexit)
         finished = self._native.close(cancel_pending, timeout_s)
         with self._lock:
@@ -268,7 +282,7 @@ class OcrPool:
 
     @property
     def closed(self) -> bool:
-        return bool(self._native.is_closed())
+        return os.getpid() != self._owner_pid or bool(self._native.is_closed())
 
     def __enter__(self) -> OcrPool:
         return self
@@ -278,14 +292,15 @@ class OcrPool:
 
     def __del__(self) -> None:
         native = getattr(self, "_native", None)
-        if native is not None and not native.is_closed():
+        owner = getattr(self, "_owner_pid", None)
+        if native is not None and owner == os.getpid() and not native.is_closed():
             native.close(True, 5.0)
 
     # ---- introspection ------------------------------------------------------------------
 
     def runtime_info(self) -> dict[str, Any]:
         """Devices, workers (pid, state, device, tasks served), queue, limits, paths."""
-        raw = self._native.snapshot_json()
+        raw = None if os.getpid() != self._owner_pid else self._native.snapshot_json()
         snap: dict[str, Any] = json.loads(raw) if raw else {"closed": True, "workers": []}
         s = self.settings
         return {

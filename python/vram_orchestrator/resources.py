@@ -160,8 +160,7 @@ def download_models(dest: Path) -> Path:
             raise SetupError(
                 _offline_help(
                     dest,
-                    (run.stderr.strip().splitlines()[-1:]
-                    and run.stderr.strip().splitlines()[-1])
+                    (run.stderr.strip().splitlines()[-1:] and run.stderr.strip().splitlines()[-1])
                     or "pip failed",
                 )
             )

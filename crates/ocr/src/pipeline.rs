@@ -11,7 +11,7 @@ use crate::geometry::{
     crop_perspective, order_points_clockwise, resize_bilinear, rotate180, round_half_even, Quad,
 };
 use crate::normalize::{crop_lut, det_lut};
-use crate::rec::recognize;
+use crate::rec::{self, recognize};
 use crate::runtime::Model;
 use crate::sizing::{default_det, reference_det, reference_global, reference_letterbox};
 use crate::{Limits, OcrError, StageTimings, TextLine};
@@ -225,6 +225,7 @@ impl Pipeline {
                 &mut self.rec,
                 &self.charset,
                 &refs,
+                usize::MAX,
                 &mut self.rec_buf,
                 &self.crop_lut,
                 &mut t.model_ms,
@@ -340,6 +341,7 @@ impl Pipeline {
             &mut self.rec,
             &self.charset,
             &refs,
+            rec::DEFAULT_MAX_W,
             &mut self.rec_buf,
             &self.crop_lut,
             &mut t.model_ms,
@@ -354,6 +356,7 @@ impl Pipeline {
                 &mut self.rec,
                 &self.charset,
                 &refs,
+                rec::DEFAULT_MAX_W,
                 &mut self.rec_buf,
                 &self.crop_lut,
                 &mut t.model_ms,

@@ -41,8 +41,9 @@ def make_pool() -> Iterator[Callable[..., vo.OcrPool]]:
         pool.close(cancel_pending=True, timeout_s=30)
 
 
-def children(pid: int | None = None) -> list[int]:
-    """Live (non-zombie) child processes of ``pid`` (default: this process)."""
+def children(pid: int | None = None, zombies: bool = True) -> list[int]:
+    """Child processes of ``pid`` (default: this process), zombies included unless told:
+    an unreaped child is a leak too."""
     parent = os.getpid() if pid is None else pid
     found = []
     for entry in os.listdir("/proc"):
@@ -54,7 +55,7 @@ def children(pid: int | None = None) -> list[int]:
             continue
         # Fields after the command name (which may hold spaces) start after the last ')'.
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == parent and state != "Z":
+        if int(ppid) == parent and (zombies or state != "Z"):
             found.append(int(entry))
     return found
 

@@ -203,3 +203,50 @@ def test_missing_file_is_invalid_input(make_pool):
     pool = make_pool(max_workers=1)
     with pytest.raises(vo.InvalidInput, match="cannot read"):
         pool.ocr("/no/such/file.png")
+
+
+def test_per_call_timeout_overrides_the_pool_limit(make_pool, ocrset):
+    pool = make_pool(max_workers=1, task_timeout_s=600, kill_grace_s=0.2)
+    started = time.monotonic()
+    with pytest.raises(vo.TaskTimeout) as info:
+        pool.ocr(ocrset / "13_page_paragraph.png", timeout_s=0.2)
+    assert info.value.limit_s == 0.2 and time.monotonic() - started < 10
+    assert pool.ocr(ocrset / "01_line_short.png")["lines"]
+
+
+def test_recycle_after_max_tasks(make_pool, ocrset):
+    pool = make_pool(max_workers=1, free_vram_on_idle=False, max_tasks_per_worker=2)
+    pids = [pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"] for _ in range(5)]
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4], pids
+    info = pool.runtime_info()
+    assert info["exits_by_reason"]["recycle"] == 2
+    assert all("max_tasks_per_worker" in e["detail"] for e in info["recent_exits"])
+
+
+def test_recycle_when_resident_memory_passes_the_limit(make_pool, ocrset):
+    # Any real worker holds more than 1 MB: it is recycled after every task.
+    pool = make_pool(max_workers=1, free_vram_on_idle=False, worker_rss_limit_mb=1)
+    first = pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"]
+    assert pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"] != first
+    [record, *_] = pool.runtime_info()["recent_exits"]
+    assert record["reason"] == "recycle" and "over 1 MB" in record["detail"]
+
+
+def test_cancelling_an_asyncio_task_removes_its_queued_task(make_pool, ocrset):
+    import asyncio
+
+    pool = make_pool(max_workers=1)
+    page = ocrset / "13_page_paragraph.png"
+
+    async def run() -> None:
+        first = asyncio.ensure_future(pool.ocr_async(page))
+        queued = asyncio.ensure_future(pool.ocr_async(page))
+        await asyncio.sleep(0.05)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert (await first)["lines"]
+
+    asyncio.run(run())
+    counters = pool.runtime_info()["counters"]
+    assert counters["succeeded"] == 1 and counters["failed"] == 1  # the cancelled one

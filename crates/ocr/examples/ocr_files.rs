@@ -45,7 +45,11 @@ fn main() {
     };
     let t0 = Instant::now();
     let mut engine = Engine::new(&opts).unwrap_or_else(|e| fail(&e.to_string()));
-    eprintln!("engine ready in {:.0} ms", t0.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "engine ready in {:.0} ms: {:?}",
+        t0.elapsed().as_secs_f64() * 1e3,
+        engine.info()
+    );
     let task = TaskOptions {
         profile,
         ..Default::default()

@@ -1,0 +1,133 @@
+"""Which pipeline runs (``VRAM_ORCH_PIPELINE``) and which conversion options it honours."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = [
+    "PIPELINE_ENV",
+    "SUPPORTED_OUTPUTS",
+    "UnsupportedOptions",
+    "full_pipeline_available",
+    "pipeline_mode",
+    "unsupported_options",
+]
+
+#: ``ocr`` (our own torch-free conversion), ``docling`` (docling's full pipeline with OCR in
+#: our workers) or ``auto`` (docling's when importable, else ocr).
+PIPELINE_ENV = "VRAM_ORCH_PIPELINE"
+_PIPELINES = ("ocr", "docling", "auto")
+
+#: The ``to_formats`` the OCR pipeline exports (through docling-core).
+SUPPORTED_OUTPUTS = ("md", "json", "text", "html", "doctags")
+
+
+class UnsupportedOptions(ValueError):
+    """Conversion options the chosen pipeline cannot honour (the message lists them)."""
+
+
+def full_pipeline_available() -> bool:
+    """True when docling's full PDF pipeline (it needs torch) can be imported."""
+    for name in ("torch", "docling.document_converter"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return False
+        except (ImportError, ValueError):
+            return False
+    try:
+        import docling.document_converter  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def pipeline_mode(environ: Mapping[str, str] | None = None, requested: str | None = None) -> str:
+    """Resolves ``VRAM_ORCH_PIPELINE`` (or ``requested``) to ``ocr`` or ``docling``.
+
+    A bad value, or ``docling`` where docling's pipeline cannot be imported, raises
+    :class:`~vram_orchestrator.ConfigError` naming the variable, the value and what is allowed.
+    """
+    env = os.environ if environ is None else environ
+    where = "argument pipeline" if requested is not None else PIPELINE_ENV
+    raw = requested if requested is not None else env.get(PIPELINE_ENV, "auto")
+    value = raw.strip().lower()
+    if value not in _PIPELINES:
+        raise ConfigError(f"{where}={raw!r} is not allowed: expected ocr, docling or auto")
+    if value == "auto":
+        return "docling" if full_pipeline_available() else "ocr"
+    if value == "docling" and not full_pipeline_available():
+        raise ConfigError(
+            f"{where}={raw!r}: docling's full pipeline is not importable here (it needs torch "
+            "and docling with its models: pip install docling). Use ocr or auto."
+        )
+    return value
+
+
+def _value(options: Any, name: str, default: Any = None) -> Any:
+    value = getattr(options, name, default)
+    return getattr(value, "value", value)
+
+
+def unsupported_options(options: Any, *, pipeline: str = "ocr") -> list[str]:
+    """What in ``options`` (a ``ConvertDocumentsOptions``) the pipeline cannot honour.
+
+    The torch-free OCR pipeline has no layout model: it finds no tables or pictures, so the
+    table and picture options that only shape those (``do_table_structure``, ``table_mode``,
+    ``include_images``, ``image_export_mode``) have nothing to act on and are accepted. What
+    would change the result and cannot be done is reported.
+    """
+    if options is None:
+        return []
+    problems: list[str] = []
+    if pipeline == "ocr":
+        for flag in (
+            "do_code_enrichment",
+            "do_formula_enrichment",
+            "do_picture_classification",
+            "do_picture_description",
+            "do_chart_extraction",
+            "do_pdf_heading_hierarchy",
+            "include_page_images",
+        ):
+            if _value(options, flag, False):
+                problems.append(f"{flag}=true (needs docling's full pipeline)")
+        for name in (
+            "vlm_pipeline_model",
+            "vlm_pipeline_model_local",
+            "vlm_pipeline_model_api",
+            "vlm_pipeline_preset",
+            "vlm_pipeline_custom_config",
+            "picture_description_local",
+            "picture_description_api",
+            "layout_custom_config",
+            "table_structure_custom_config",
+            "ocr_custom_config",
+        ):
+            if _value(options, name) not in (None, "", [], {}):
+                problems.append(f"{name} is set (needs docling's full pipeline)")
+        if _value(options, "pipeline", "standard") != "standard":
+            problems.append(f"pipeline={_value(options, 'pipeline')!r} (only 'standard')")
+        outputs = [str(_value(f)) for f in (_value(options, "to_formats") or [])]
+        bad = [f for f in outputs if f not in SUPPORTED_OUTPUTS]
+        if bad:
+            problems.append(f"to_formats {bad} (supported: {', '.join(SUPPORTED_OUTPUTS)})")
+    engine = str(_value(options, "ocr_engine", "auto") or "auto")
+    if engine not in ("auto", "vram_orchestrator"):
+        problems.append(
+            f"ocr_engine={engine!r}: OCR runs in vram-orchestrator's workers "
+            "(use 'auto' or 'vram_orchestrator')"
+        )
+    langs = _value(options, "ocr_lang") or []
+    bad_langs = [
+        lang
+        for lang in langs
+        if str(lang).lower() not in ("en", "english", "ch", "chinese", "iso:en", "iso:zh")
+    ]
+    if bad_langs:
+        problems.append(f"ocr_lang {bad_langs}: the PP-OCRv4 models read English and Chinese")
+    return problems

@@ -12,7 +12,13 @@ from ._convert import ConvertedDocument
 
 __all__ = ["build_task_result", "export_content"]
 
-_FILE_SUFFIX = {"md": ".md", "json": ".json", "html": ".html", "text": ".txt", "doctags": ".doctags.txt"}
+_FILE_SUFFIX = {
+    "md": ".md",
+    "json": ".json",
+    "html": ".html",
+    "text": ".txt",
+    "doctags": ".doctags.txt",
+}
 
 
 def _formats(options: Any) -> list[str]:

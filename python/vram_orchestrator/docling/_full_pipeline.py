@@ -16,7 +16,7 @@ __all__ = ["convert_with_docling"]
 
 def _converter(orchestrator: Any, options: Any) -> Any:
     from docling.datamodel.base_models import InputFormat
-    from docling.datamodel.pipeline_options import PdfPipelineOptions
+    from docling.datamodel.pipeline_options import OcrMode, PdfPipelineOptions
     from docling.document_converter import DocumentConverter, ImageFormatOption, PdfFormatOption
 
     from .plugin import VramOcrOptions
@@ -25,7 +25,8 @@ def _converter(orchestrator: Any, options: Any) -> Any:
     cache = orchestrator._docling if isinstance(orchestrator._docling, dict) else {}
     if key in cache:
         return cache[key]
-    ocr = VramOcrOptions(force_full_page_ocr=bool(getattr(options, "force_ocr", False)))
+    forced = bool(getattr(options, "force_ocr", False))
+    ocr = VramOcrOptions(mode=OcrMode.FULL_PAGE) if forced else VramOcrOptions()
     pipeline = PdfPipelineOptions(
         do_ocr=bool(getattr(options, "do_ocr", True)),
         do_table_structure=bool(getattr(options, "do_table_structure", True)),

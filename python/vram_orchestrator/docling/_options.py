@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,7 +70,9 @@ def pipeline_mode(environ: Mapping[str, str] | None = None, requested: str | Non
 
 
 def _value(options: Any, name: str, default: Any = None) -> Any:
-    value = getattr(options, name, default)
+    with warnings.catch_warnings():  # some fields are deprecated: reading them warns
+        warnings.simplefilter("ignore", DeprecationWarning)
+        value = getattr(options, name, default)
     return getattr(value, "value", value)
 
 
@@ -112,16 +115,18 @@ def unsupported_options(options: Any, *, pipeline: str = "ocr") -> list[str]:
                 problems.append(f"{name} is set (needs docling's full pipeline)")
         if _value(options, "pipeline", "standard") != "standard":
             problems.append(f"pipeline={_value(options, 'pipeline')!r} (only 'standard')")
-        outputs = [str(_value(f)) for f in (_value(options, "to_formats") or [])]
+        outputs = [str(getattr(f, "value", f)) for f in (_value(options, "to_formats") or [])]
         bad = [f for f in outputs if f not in SUPPORTED_OUTPUTS]
         if bad:
             problems.append(f"to_formats {bad} (supported: {', '.join(SUPPORTED_OUTPUTS)})")
-    engine = str(_value(options, "ocr_engine", "auto") or "auto")
-    if engine not in ("auto", "vram_orchestrator"):
-        problems.append(
-            f"ocr_engine={engine!r}: OCR runs in vram-orchestrator's workers "
-            "(use 'auto' or 'vram_orchestrator')"
-        )
+    for name in ("ocr_preset", "ocr_engine"):
+        engine = str(_value(options, name, "auto") or "auto")
+        if engine not in ("auto", "vram_orchestrator"):
+            problems.append(
+                f"{name}={engine!r}: OCR runs in vram-orchestrator's workers "
+                "(use 'auto' or 'vram_orchestrator')"
+            )
+            break
     langs = _value(options, "ocr_lang") or []
     bad_langs = [
         lang

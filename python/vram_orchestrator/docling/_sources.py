@@ -56,7 +56,9 @@ def _read_limited(stream: Any, name: str, max_bytes: int) -> bytes:
     return bytes(data)
 
 
-def load_source(source: Any, index: int, *, max_bytes: int, timeout_s: float = 60.0) -> LoadedSource:
+def load_source(
+    source: Any, index: int, *, max_bytes: int, timeout_s: float = 60.0
+) -> LoadedSource:
     """Reads a ``DocumentStream``, ``FileSource`` or ``HttpSource`` (at most ``max_bytes``)."""
     kind = type(source).__name__
     if hasattr(source, "stream") and hasattr(source, "name"):  # DocumentStream

@@ -85,8 +85,11 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         self._background: set[asyncio.Task[Any]] = set()
         self._processing = False
         self._docling: Any = None
-        log.info("VramWorkerOrchestrator: pipeline %s, %d task(s) at once", self.pipeline,
-                 self.config.num_workers)
+        log.info(
+            "VramWorkerOrchestrator: pipeline %s, %d task(s) at once",
+            self.pipeline,
+            self.config.num_workers,
+        )
 
     # ---- submitting ---------------------------------------------------------------------
 
@@ -332,7 +335,9 @@ class VramWorkerOrchestrator(BaseOrchestrator):
                 name = getattr(source, "name", None) or getattr(source, "filename", None)
                 name = str(name or f"document_{index}")
                 try:
-                    loaded = await asyncio.to_thread(load_source, source, index, max_bytes=max_bytes)
+                    loaded = await asyncio.to_thread(
+                        load_source, source, index, max_bytes=max_bytes
+                    )
                     name = loaded.name
                     if self.pipeline == "docling":
                         from ._full_pipeline import convert_with_docling
@@ -351,7 +356,8 @@ class VramWorkerOrchestrator(BaseOrchestrator):
                     )
                     if settings.abort_on_error or len(task.sources) == 1:
                         raise _TaskFailure(message, _category(e)) from e
-                    docs.append(ConvertedDocument(name, "unknown", None, "failure", [(None, message)]))
+                    failed = ConvertedDocument(name, "unknown", None, "failure", [(None, message)])
+                    docs.append(failed)
             return docs
 
     # ---- service hooks ------------------------------------------------------------------

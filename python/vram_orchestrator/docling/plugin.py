@@ -24,6 +24,7 @@ from docling.models.base_ocr_model import BaseOcrModel
 from docling.utils.profiling import TimeRecorder
 from docling_core.types.doc import BoundingBox, CoordOrigin
 from docling_core.types.doc.page import BoundingRectangle, TextCell
+from pydantic import Field
 
 from ..pool import OcrPool
 
@@ -57,7 +58,7 @@ class VramOcrOptions(OcrOptions):
     kind: ClassVar[Literal["vram_orchestrator"]] = "vram_orchestrator"
     # PP-OCRv4's own language set: the codes are passed through, not resolved by docling.
     canonicalize_lang: ClassVar[bool] = False
-    lang: list[str] = ["en", "ch"]
+    lang: list[str] = Field(default_factory=lambda: ["en", "ch"])
     #: Render scale of the OCR crops (multiplier of 72 dpi).
     scale: float = 3.0
     #: Time limit of one crop's OCR, seconds (None = VRAM_ORCH_TASK_TIMEOUT_S).

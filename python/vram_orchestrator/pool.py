@@ -15,12 +15,25 @@ from typing import Any, Union
 from . import _native, resources
 from .errors import ConfigError, PoolClosed, SetupError
 from .settings import Settings
+from .task_stats import TaskStats
 
 log = logging.getLogger("vram_orchestrator")
 
 #: What ``ocr``/``submit`` accept: a path, encoded image bytes, or a numpy uint8 array
 #: (HxW gray, HxWx3 RGB, HxWx4 RGBA).
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
+
+#: Metric outcome label of each error class.
+_OUTCOMES = {
+    "InvalidInput": "invalid_input",
+    "TaskTimeout": "timeout",
+    "WorkerCrashed": "crashed",
+    "PoolClosed": "closed",
+    "SetupError": "setup_error",
+    "InferenceError": "inference_error",
+    "InsufficientVram": "insufficient_vram",
+    "CancelledError": "cancelled",
+}
 
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn"}
 
@@ -30,6 +43,19 @@ def gpu_report() -> dict[str, Any]:
     without a driver). Never creates a CUDA context."""
     report: dict[str, Any] = json.loads(_native.gpu_probe_json())
     return report
+
+
+def pid_namespace_is_nested() -> bool:
+    """True inside a nested pid namespace (a container): NVML then lists host pids, which
+    are not ours, so per-process GPU readings cannot be matched to our workers."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return len(line.split()) > 2
+    except OSError:
+        pass
+    return False
 
 
 def _resolve_device(requested: str, dylib: Any) -> tuple[str, str]:
@@ -160,6 +186,8 @@ class OcrPool:
         }
         self._futures: dict[int, Future[dict[str, Any]]] = {}
         self._early: dict[int, tuple[dict[str, Any] | None, BaseException | None]] = {}
+        #: Outcomes and durations of finished tasks (for metrics).
+        self.task_stats = TaskStats()
         self._lock = threading.Lock()
         self._native = _native.NativePool(self._native_config, self._on_done)
         # The supervisor's threads do not survive fork(): a forked child must not use
@@ -250,6 +278,10 @@ class OcrPool:
     def _on_done(
         self, task_id: int, result: dict[str, Any] | None, error: BaseException | None
     ) -> None:
+        if error is None and result is not None:
+            self.task_stats.record("success", result["timings_ms"]["total"] / 1e3)
+        else:
+            self.task_stats.record(_OUTCOMES.get(type(error).__name__, "error"), None)
         with self._lock:
             future = self._futures.pop(task_id, None)
             if future is None:
@@ -303,12 +335,29 @@ class OcrPool:
         raw = None if os.getpid() != self._owner_pid else self._native.snapshot_json()
         snap: dict[str, Any] = json.loads(raw) if raw else {"closed": True, "workers": []}
         s = self.settings
+        gpu = gpu_report()
+        workers = snap.get("workers", [])
+        nested = pid_namespace_is_nested()
+        if gpu["status"] == "available":
+            gpu["per_process_readings"] = (
+                "unavailable: this process runs in a nested pid namespace, NVML lists host "
+                "pids; whole-device readings are used"
+                if nested
+                else "nvml"
+            )
+        per_pid = {
+            p["pid"]: p.get("used_mb")
+            for dev in gpu.get("devices", [])
+            for p in dev.get("processes", [])
+        }
+        for w in workers:
+            w["gpu_mb"] = None if nested else per_pid.get(w["pid"], 0.0 if per_pid else None)
         return {
             "version": _native.__version__,
             "device": self._device,
             "device_reason": self._device_reason,
-            "gpu": gpu_report(),
-            "workers": snap.get("workers", []),
+            "gpu": gpu,
+            "workers": workers,
             "queue": {
                 "length": snap.get("queue_length", 0),
                 "max": s.queue_max,

@@ -5,7 +5,10 @@
 //!   cargo run --release --example ocr_files -- [--profile default|reference] \
 //!   [--threads N] [--repeat N] FILE...
 //! ```
-//! `--repeat` runs each file N times and reports the last run (warm timings).
+//! `--repeat` runs each file N times (after one warm-up run when N > 1) and reports the last
+//! run's output with every run's total time and their median; `--summary` prints only the
+//! file, line count, times and stage timings (no text). The peak RSS (VmHWM) is printed at
+//! the end.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,6 +19,7 @@ fn main() {
     let mut profile = Profile::Default;
     let mut threads = 0usize;
     let mut repeat = 1usize;
+    let mut summary = false;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -29,11 +33,12 @@ fn main() {
             }
             "--threads" => threads = parse(args.next()),
             "--repeat" => repeat = parse::<usize>(args.next()).max(1),
+            "--summary" => summary = true,
             _ => files.push(PathBuf::from(a)),
         }
     }
     if files.is_empty() {
-        fail("usage: ocr_files [--profile default|reference] [--threads N] [--repeat N] FILE...");
+        fail("usage: ocr_files [--profile default|reference] [--threads N] [--repeat N] [--summary] FILE...");
     }
     let env = |k: &str| std::env::var_os(k).unwrap_or_else(|| fail(&format!("set {k}")));
     let opts = EngineOptions {
@@ -63,17 +68,37 @@ fn main() {
                 continue;
             }
         };
-        let mut res = None;
-        for _ in 0..repeat {
-            res = Some(engine.run(ImageInput::Encoded(&bytes), &task));
+        if repeat > 1 {
+            let _ = engine.run(ImageInput::Encoded(&bytes), &task);
         }
+        let mut res = None;
+        let mut runs = Vec::new();
+        for _ in 0..repeat {
+            let t = Instant::now();
+            res = Some(engine.run(ImageInput::Encoded(&bytes), &task));
+            runs.push((t.elapsed().as_secs_f64() * 1e3).round());
+        }
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
         let line = match res.unwrap() {
+            Ok(out) if summary => serde_json::json!({
+                "engine": "rs",
+                "file": f.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "median_ms": median,
+                "lines": out.lines.len(),
+                "runs": runs,
+                "timings_ms": out.timings,
+                "rec_batches": engine.last_trace().rec.len(),
+            }),
             Ok(out) => serde_json::json!({
                 "file": f,
                 "width": out.width,
                 "height": out.height,
                 "lines": out.lines,
                 "timings_ms": out.timings,
+                "runs_ms": runs,
+                "median_ms": median,
                 "shapes": engine.last_trace(),
             }),
             Err(e) => serde_json::json!({"file": f, "error": e.to_string()}),
@@ -84,6 +109,18 @@ fn main() {
         "{} files x {repeat} in {:.0} ms",
         files.len(),
         start.elapsed().as_secs_f64() * 1e3
+    );
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    println!(
+        "{}",
+        serde_json::json!({"engine": "rs", "peak_rss_mb": (hwm / 1024.0).round()})
     );
 }
 

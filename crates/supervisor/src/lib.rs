@@ -6,6 +6,7 @@
 //! stopped worker cannot stall a write) and reader threads for stdout (frames) and stderr
 //! (logs, crash tails). Finished tasks leave through one outcome channel.
 
+pub mod admission;
 mod config;
 mod dispatcher;
 mod error;

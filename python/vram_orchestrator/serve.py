@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import ConfigError
-from .settings import _bool
+from .settings import parse_bool
 
 __all__ = ["build_orchestrator", "create_app", "free_vram_on_idle", "install_orchestrator"]
 
@@ -35,7 +35,7 @@ def free_vram_on_idle(environ: Mapping[str, str] | None = None) -> bool:
     for name in _SWITCHES:
         if name in env:
             try:
-                return _bool(env[name])
+                return parse_bool(env[name])
             except ValueError as e:
                 raise ConfigError(f"{name}={env[name]!r} is not allowed: {e}") from None
     return False

@@ -20,7 +20,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """The boolean spellings every on/off variable accepts."""
     low = text.strip().lower()
     if low in _TRUE:
         return True
@@ -75,6 +76,13 @@ def _profile(text: str) -> str:
     return value
 
 
+def _pipeline(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"ocr", "docling", "auto"}:
+        raise ValueError("expected ocr, docling or auto")
+    return value
+
+
 def _log_level(text: str) -> str:
     value = text.strip().lower()
     if value not in {"error", "warn", "info", "debug", "trace", "auto"}:
@@ -110,7 +118,7 @@ def _v(name: str, parse: Callable[[str], Any], default: Any, doc: str, *aliases:
 ENV_VARS: tuple[EnvVar, ...] = (
     _v(
         "FREE_VRAM_ON_IDLE",
-        _bool,
+        parse_bool,
         True,
         "Workers exit when idle so GPU memory returns to zero; off keeps them warm.",
         "DOCLING_SERVE_FREE_VRAM_ON_IDLE",
@@ -205,6 +213,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
     _v("VRAM_ORCH_PROFILE_DIR", _path, None, "Where learned per-task VRAM peaks are kept."),
     _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
     _v(
+        "VRAM_ORCH_PIPELINE",
+        _pipeline,
+        "auto",
+        "Pipeline of VramWorkerOrchestrator: ocr (torch-free: text layer or OCR in the workers), "
+        "docling (docling's full pipeline with OCR in the workers; needs torch), auto (docling "
+        "when importable, else ocr).",
+    ),
+    _v(
         "VRAM_ORCH_WORKER_LOG",
         _log_level,
         "auto",
@@ -241,6 +257,7 @@ class Settings:
     ort_dylib: str | None = None
     profile_dir: str | None = None
     worker_bin: str | None = None
+    pipeline: str = "auto"
     worker_log: str = "auto"
     #: Where each value came from ("default", "env NAME" or "argument"), for runtime_info.
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -1,7 +1,7 @@
 //! The worker's life: load, hello, serve frames, exit.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -75,19 +75,7 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
     };
     let mut engine = match Engine::new(&options) {
         Ok(engine) => engine,
-        Err(e) => {
-            log::error!("{e}");
-            let _ = write_frame(
-                &mut out,
-                &Response::Error {
-                    id: None,
-                    kind: ErrorKind::Setup,
-                    message: e.to_string(),
-                },
-                &[],
-            );
-            return ExitCode::from(EXIT_SETUP_FAILED);
-        }
+        Err(e) => return fatal(&mut out, ErrorKind::Setup, &e, EXIT_SETUP_FAILED),
     };
     let info = engine.info();
     let hello = Hello {
@@ -109,19 +97,7 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         let frame = match read_frame::<Request>(&mut input, args.max_frame_bytes) {
             Ok(frame) => frame,
             Err(FrameError::Eof) => return ExitCode::SUCCESS,
-            Err(e) => {
-                log::error!("{e}");
-                let _ = write_frame(
-                    &mut out,
-                    &Response::Error {
-                        id: None,
-                        kind: ErrorKind::Protocol,
-                        message: e.to_string(),
-                    },
-                    &[],
-                );
-                return ExitCode::from(EXIT_PROTOCOL_ERROR);
-            }
+            Err(e) => return fatal(&mut out, ErrorKind::Protocol, &e, EXIT_PROTOCOL_ERROR),
         };
         let response = match frame.header {
             Request::Shutdown => return ExitCode::SUCCESS,
@@ -147,6 +123,23 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+}
+
+/// Logs a fatal error, tells the supervisor (a frame without task id) and picks the exit code.
+fn fatal(
+    out: &mut impl Write,
+    kind: ErrorKind,
+    error: &dyn std::fmt::Display,
+    code: u8,
+) -> ExitCode {
+    log::error!("{error}");
+    let response = Response::Error {
+        id: None,
+        kind,
+        message: error.to_string(),
+    };
+    let _ = write_frame(out, &response, &[]);
+    ExitCode::from(code)
 }
 
 fn ocr(

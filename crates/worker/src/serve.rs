@@ -114,7 +114,7 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
                     Err(e) => Response::Error {
                         id: Some(id),
                         kind: error_kind(&e),
-                        message: e.to_string(),
+                        message: error_message(e),
                     },
                 }
             }
@@ -211,6 +211,13 @@ fn read_bounded(path: &str, limit: u64) -> Result<Vec<u8>, OcrError> {
         )));
     }
     std::fs::read(path).map_err(invalid)
+}
+
+/// The reason alone: the supervisor's error types add their own "invalid input: " prefix.
+fn error_message(e: OcrError) -> String {
+    match e {
+        OcrError::InvalidInput(m) | OcrError::Setup(m) | OcrError::Inference(m) => m,
+    }
 }
 
 fn error_kind(e: &OcrError) -> ErrorKind {

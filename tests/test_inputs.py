@@ -1,0 +1,97 @@
+"""Image formats and hostile inputs through the whole stack."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vram_orchestrator as vo
+
+PANGRAM = "The quick brown fox jumps over the lazy dog."
+
+
+def _encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pangram(ocrset):
+    with Image.open(ocrset / "02_line_pangram.png") as im:
+        return im.convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with vo.OcrPool(device="cpu", max_workers=1, free_vram_on_idle=False) as p:
+        yield p
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["jpeg", "cmyk_jpeg", "png16", "palette_png", "rgba_png", "tiff", "bmp", "webp", "gray_png"],
+)
+def test_formats_decode_as_a_person_sees_them(pool, pangram, variant):
+    if variant == "jpeg":
+        data = _encode(pangram, "JPEG", quality=95)
+    elif variant == "cmyk_jpeg":
+        data = _encode(pangram.convert("CMYK"), "JPEG", quality=95)
+    elif variant == "png16":
+        gray16 = np.asarray(pangram.convert("L"), np.uint16) * 257
+        data = _encode(Image.fromarray(gray16), "PNG")
+        assert data[24:26] == b"\x10\x00", "a 16-bit grayscale PNG"
+    elif variant == "palette_png":
+        data = _encode(pangram.convert("P", palette=Image.Palette.ADAPTIVE, colors=16), "PNG")
+    elif variant == "rgba_png":
+        data = _encode(pangram.convert("RGBA"), "PNG")
+    elif variant == "gray_png":
+        data = _encode(pangram.convert("L"), "PNG")
+    else:
+        data = _encode(pangram, variant.upper())
+    texts = [line["text"] for line in pool.ocr(data)["lines"]]
+    assert texts == [PANGRAM], (variant, texts)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+def test_decompression_bomb_is_refused_before_allocation(pool):
+    started = time.monotonic()
+    with pytest.raises(vo.InvalidInput, match="100000"):
+        pool.ocr(_png_header_only(100_000, 100_000))
+    assert time.monotonic() - started < 1.0
+    # The same header with honest dimensions reaches the decoder (and fails there: no data).
+    with pytest.raises(vo.InvalidInput, match="decode"):
+        pool.ocr(_png_header_only(64, 64))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 5), (40, 4000), (4000, 40)])
+def test_degenerate_shapes_give_sane_results_fast(pool, shape):
+    started = time.monotonic()
+    result = pool.ocr(np.full((*shape, 3), 255, np.uint8))
+    assert (result["height"], result["width"]) == shape and result["lines"] == []
+    assert time.monotonic() - started < 5.0
+
+
+def test_limits_are_configurable(ocrset):
+    with vo.OcrPool(device="cpu", max_workers=1, max_pixels=10_000) as small:
+        with pytest.raises(vo.InvalidInput, match=r"pixels"):
+            small.ocr(ocrset / "02_line_pangram.png")
+        assert small.ocr(np.full((50, 50), 255, np.uint8))["lines"] == []
+    with vo.OcrPool(device="cpu", max_workers=1, max_input_bytes=1000) as tiny:
+        with pytest.raises(vo.InvalidInput, match=r"bytes"):
+            tiny.ocr((ocrset / "02_line_pangram.png").read_bytes())

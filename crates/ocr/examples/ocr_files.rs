@@ -8,7 +8,8 @@
 //! `--repeat` runs each file N times (after one warm-up run when N > 1) and reports the last
 //! run's output with every run's total time and their median; `--summary` prints only the
 //! file, line count, times and stage timings (no text). The peak RSS (VmHWM) is printed at
-//! the end.
+//! the end. `--stdin` reads one file name per line from stdin and answers each with a
+//! summary line (for side-by-side timing drivers).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,6 +21,7 @@ fn main() {
     let mut threads = 0usize;
     let mut repeat = 1usize;
     let mut summary = false;
+    let mut stdin = false;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -34,10 +36,11 @@ fn main() {
             "--threads" => threads = parse(args.next()),
             "--repeat" => repeat = parse::<usize>(args.next()).max(1),
             "--summary" => summary = true,
+            "--stdin" => stdin = true,
             _ => files.push(PathBuf::from(a)),
         }
     }
-    if files.is_empty() {
+    if files.is_empty() && !stdin {
         fail("usage: ocr_files [--profile default|reference] [--threads N] [--repeat N] [--summary] FILE...");
     }
     let env = |k: &str| std::env::var_os(k).unwrap_or_else(|| fail(&format!("set {k}")));
@@ -59,6 +62,31 @@ fn main() {
         profile,
         ..Default::default()
     };
+    if stdin {
+        use std::io::{BufRead, Write};
+        for name in std::io::stdin().lock().lines().map_while(Result::ok) {
+            let t = Instant::now();
+            let res = std::fs::read(&name)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    engine
+                        .run(ImageInput::Encoded(&b), &task)
+                        .map_err(|e| e.to_string())
+                });
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let line = match res {
+                Ok(out) => serde_json::json!({
+                    "file": name, "ms": ms, "lines": out.lines.len(),
+                    "text": out.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+                    "timings_ms": out.timings, "rec_runs": engine.last_trace().rec.len(),
+                }),
+                Err(e) => serde_json::json!({"file": name, "error": e}),
+            };
+            println!("{line}");
+            std::io::stdout().flush().ok();
+        }
+        return;
+    }
     let start = Instant::now();
     for f in &files {
         let bytes = match std::fs::read(f) {

@@ -225,7 +225,7 @@ impl Pipeline {
                 &mut self.rec,
                 &self.charset,
                 &refs,
-                usize::MAX,
+                rec::REFERENCE_PLAN,
                 &mut self.rec_buf,
                 &self.crop_lut,
                 &mut t.model_ms,
@@ -293,9 +293,14 @@ impl Pipeline {
         let mut boxes: Vec<Quad> = Vec::new();
         for (q, _) in quads {
             let mut b = q;
+            // Whole pixels, as the reference: a box on pixel boundaries makes the crop a
+            // copy of the page's pixels, where fractional corners would resample them
+            // (bicubic) and blur the gaps between words, which rec then drops.
             for p in b.iter_mut() {
-                p[0] = ((p[0] - pad) / sx).clamp(0.0, w as f32);
-                p[1] = ((p[1] - pad) / sy).clamp(0.0, h as f32);
+                let x = round_half_even(((p[0] - pad) / sx) as f64);
+                let y = round_half_even(((p[1] - pad) / sy) as f64);
+                p[0] = x.clamp(0.0, w as f64) as f32;
+                p[1] = y.clamp(0.0, h as f64) as f32;
             }
             let b = order_points_clockwise(&b);
             if dist(b[0], b[1]) <= 3.0 || dist(b[0], b[3]) <= 3.0 {
@@ -341,7 +346,7 @@ impl Pipeline {
             &mut self.rec,
             &self.charset,
             &refs,
-            rec::DEFAULT_MAX_W,
+            rec::DEFAULT_PLAN,
             &mut self.rec_buf,
             &self.crop_lut,
             &mut t.model_ms,
@@ -356,7 +361,7 @@ impl Pipeline {
                 &mut self.rec,
                 &self.charset,
                 &refs,
-                rec::DEFAULT_MAX_W,
+                rec::DEFAULT_PLAN,
                 &mut self.rec_buf,
                 &self.crop_lut,
                 &mut t.model_ms,

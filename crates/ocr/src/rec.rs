@@ -10,30 +10,66 @@ use crate::runtime::Model;
 use crate::OcrError;
 
 const H: usize = 48;
+/// Reference: every rec input is at least this wide (short crops are padded to it).
 const BASE_W: usize = 320;
-pub(crate) const BATCH: usize = 6;
+/// Default profile: a short crop is padded to this width only (twice the height). With one
+/// line per run the padding is pure cost (rec time is linear in the width); short page
+/// cells ("$", "\\c", "C") cost a third and read as well or better (see docs/profiles.md).
+const DEFAULT_MIN_W: usize = 96;
+/// Reference batch size (RapidOCR `rec_batch_num`).
+const BATCH: usize = 6;
+/// Default profile: one line per run. On CPU the per-line cost of the rec model grows with
+/// the batch (a 12x48x1200 batch costs ~2x per line what a single 48x1200 line does: the
+/// activations leave the caches), and a line of its own needs no padding to its batch's
+/// widest line (see docs/profiles.md).
+const DEFAULT_BATCH: usize = 1;
 /// Default profile: widest rec input (a ratio of ~166); wider lines are squeezed to it so a
 /// hair-thin box across a huge image cannot make a gigabyte tensor.
-pub(crate) const DEFAULT_MAX_W: usize = 8000;
+const DEFAULT_MAX_W: usize = 8000;
+
+/// How crops are batched and sized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// Narrowest input width (short crops are zero-padded to it).
+    pub min_w: usize,
+    /// Widest input width (wider crops are squeezed to it).
+    pub max_w: usize,
+    /// Lines per run.
+    pub batch: usize,
+}
+
+/// The reference's batching: 6 per run, at least 320 wide, unbounded.
+pub(crate) const REFERENCE_PLAN: Plan = Plan {
+    min_w: BASE_W,
+    max_w: usize::MAX,
+    batch: BATCH,
+};
+
+/// The default profile's: one line per run, at least 96 wide, at most 8000.
+pub(crate) const DEFAULT_PLAN: Plan = Plan {
+    min_w: DEFAULT_MIN_W,
+    max_w: DEFAULT_MAX_W,
+    batch: DEFAULT_BATCH,
+};
 
 /// (text, score) per crop.
 pub(crate) fn recognize(
     model: &mut Model,
     charset: &Charset,
     crops: &[&RgbImage],
-    max_w: usize,
+    plan: Plan,
     buf: &mut Vec<f32>,
     lut: &[f32; 256],
     model_ms: &mut f64,
 ) -> Result<Vec<(String, f32)>, OcrError> {
     let order = order_by_ratio(crops);
     let mut out = vec![(String::new(), 0.0f32); crops.len()];
-    for chunk in order.chunks(BATCH) {
-        let mut max_ratio = BASE_W as f64 / H as f64;
+    for chunk in order.chunks(plan.batch.max(1)) {
+        let mut max_ratio = plan.min_w as f64 / H as f64;
         for &i in chunk {
             max_ratio = max_ratio.max(crops[i].width() as f64 / crops[i].height().max(1) as f64);
         }
-        let w = ((H as f64 * max_ratio) as usize).min(max_w);
+        let w = ((H as f64 * max_ratio) as usize).min(plan.max_w);
         let slot = 3 * H * w;
         buf.clear();
         buf.resize(chunk.len() * slot, 0.0);

@@ -27,14 +27,14 @@ run: install ## Install, then OCR the sample page (the main job)
 format: ## Format Rust and Python code
 	cargo fmt --all
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all
-	ruff format python tests bench examples scripts
+	$(PYTHON) -m ruff format python tests bench examples scripts
 
 lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff
 	cargo fmt --all --check
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release $(WORKER) --workspace --all-targets -- -D warnings
-	ruff check .
+	$(PYTHON) -m ruff check .
 
 test-rust: ## Rust unit and integration tests (models needed: installs first)
 	cargo test --release -p vram-orch-protocol -p vram-orch-supervisor

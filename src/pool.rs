@@ -74,6 +74,11 @@ impl NativePool {
         self.supervisor.warm_up(count);
     }
 
+    /// Ends every idle worker now.
+    fn release_idle(&self) {
+        self.supervisor.release_idle();
+    }
+
     /// The pool's state as JSON (workers, queue, counters, recent exits).
     fn snapshot_json(&self, py: Python<'_>) -> Option<String> {
         let supervisor = Arc::clone(&self.supervisor);

@@ -299,8 +299,10 @@ def test_clear_endpoints_delete_task_and_check_connection(ocrset):
             assert children(), "a warm worker is expected"
             await orch.clear_converters()
             assert wait_for(lambda: not children(), 5.0), children()
-            assert orch.pool_info() is None
-            # the next task starts a new pool
+            info = orch.pool_info()
+            assert info is not None and info["workers"] == []
+            assert info["exits_by_reason"].get("idle", 0) >= 1
+            # the next task starts a fresh worker
             again = await serve_enqueue(orch, [("b.png", data)])
             assert (await wait_complete(orch, again.task_id)).task_status == TaskStatus.SUCCESS
 

@@ -250,3 +250,14 @@ def test_cancelling_an_asyncio_task_removes_its_queued_task(make_pool, ocrset):
     asyncio.run(run())
     counters = pool.runtime_info()["counters"]
     assert counters["succeeded"] == 1 and counters["failed"] == 1  # the cancelled one
+
+
+def test_release_idle_ends_warm_workers_now_and_the_pool_keeps_serving(make_pool, ocrset):
+    pool = make_pool(max_workers=2, free_vram_on_idle=False)
+    pool.warm_up()
+    assert wait_for(lambda: len(worker_pids(pool, "idle")) == 2, 30)
+    pool.release_idle()
+    assert wait_for(lambda: children() == [], 2.0, interval=0.005)
+    assert pool.ocr(ocrset / "01_line_short.png")["lines"]
+    exits = pool.runtime_info()["recent_exits"]
+    assert [e["detail"].startswith("released on request") for e in exits] == [True, True]

@@ -297,6 +297,13 @@ class OcrPool:
         self._check_owner()
         self._native.warm_up(self.settings.max_workers if workers is None else workers)
 
+    def release_idle(self) -> None:
+        """Ends every idle worker now, so its memory (GPU memory included) is given back,
+        whatever ``FREE_VRAM_ON_IDLE`` says. Busy workers finish their task first; the next
+        task starts a fresh worker."""
+        self._check_owner()
+        self._native.release_idle()
+
     def close(self, *, cancel_pending: bool = False, timeout_s: float | None = None) -> bool:
         """Stops the pool: waits for queued and running tasks (or fails them with
         ``PoolClosed`` when ``cancel_pending``), ends and reaps every worker. Returns False

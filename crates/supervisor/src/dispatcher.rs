@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Submit(Box<Task>),
     Cancel(u64),
     WarmUp(usize),
+    /// End every idle worker now (memory back on demand, whatever the idle policy).
+    ReleaseIdle,
     Snapshot(Sender<PoolSnapshot>),
     Close {
         cancel_pending: bool,
@@ -212,6 +214,18 @@ impl Dispatcher {
                     }
                 }
             }
+            Command::ReleaseIdle => {
+                let idle: Vec<u64> = self
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| matches!(w.state, State::Idle { .. }))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in idle {
+                    let detail = "released on request".to_string();
+                    self.stop(id, ExitReason::Idle, detail, None);
+                }
+            }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -237,7 +251,7 @@ impl Dispatcher {
             Command::Close { done, .. } => {
                 let _ = done.send(());
             }
-            Command::Cancel(_) | Command::WarmUp(_) => {}
+            Command::Cancel(_) | Command::WarmUp(_) | Command::ReleaseIdle => {}
         }
     }
 

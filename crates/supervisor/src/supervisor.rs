@@ -97,6 +97,12 @@ impl Supervisor {
         let _ = self.commands.send(Command::WarmUp(count));
     }
 
+    /// Ends every idle worker now, so its memory (GPU memory included) is given back;
+    /// busy workers finish their task first and later tasks start fresh workers.
+    pub fn release_idle(&self) {
+        let _ = self.commands.send(Command::ReleaseIdle);
+    }
+
     /// The pool's state now; `None` once the dispatcher has finished.
     pub fn snapshot(&self) -> Option<PoolSnapshot> {
         let (tx, rx) = crossbeam_channel::bounded(1);

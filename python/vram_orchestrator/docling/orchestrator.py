@@ -370,11 +370,17 @@ class VramWorkerOrchestrator(BaseOrchestrator):
             await asyncio.to_thread(pool.warm_up)
 
     async def clear_converters(self) -> None:
-        """Ends the OCR workers now (their VRAM returns at once): the pool is closed (after
-        running conversions, if any) and a new one starts with the next task."""
+        """Ends the idle OCR workers now (their VRAM returns at once); busy ones finish
+        their task first and the next task starts a fresh worker. A pool that was closed
+        under us is replaced."""
         self._docling = None
+        pool = self._pools.peek()
+        if pool is not None and not pool.closed:
+            pool.release_idle()
+            log.info("clear_converters: idle workers ended")
+            return
         closed = await self._pools.retire()
-        log.info("clear_converters: %s", "workers ended" if closed else "nothing idle to end")
+        log.info("clear_converters: %s", "pool replaced" if closed else "no pool open")
 
     async def check_connection(self) -> None:
         """Raises ``OrchestratorError`` when the OCR pool cannot be used (setup broken,

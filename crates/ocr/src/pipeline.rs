@@ -257,6 +257,23 @@ impl Pipeline {
     }
 
     /// The models with the reference's defects fixed (see docs/profiles.md).
+    /// Default-profile recognition of `crops` (one line per run, see `rec::DEFAULT_PLAN`).
+    fn read_lines(
+        &mut self,
+        crops: &[&RgbImage],
+        model_ms: &mut f64,
+    ) -> Result<Vec<(String, f32)>, OcrError> {
+        recognize(
+            &mut self.rec,
+            &self.charset,
+            crops,
+            rec::DEFAULT_PLAN,
+            &mut self.rec_buf,
+            &self.crop_lut,
+            model_ms,
+        )
+    }
+
     pub fn run_default(
         &mut self,
         img: &RgbImage,
@@ -342,30 +359,14 @@ impl Pipeline {
         t.cls_ms += ms(t1);
 
         let t2 = Instant::now();
-        let mut chosen = recognize(
-            &mut self.rec,
-            &self.charset,
-            &refs,
-            rec::DEFAULT_PLAN,
-            &mut self.rec_buf,
-            &self.crop_lut,
-            &mut t.model_ms,
-        )?;
+        let mut chosen = self.read_lines(&refs, &mut t.model_ms)?;
         let doubtful: Vec<usize> = (0..n)
             .filter(|&i| (dirs[i].0 || dirs[i].1 <= cls::THRESH) && chosen[i].1 < REREAD_BELOW)
             .collect();
         if !doubtful.is_empty() {
             let flipped: Vec<RgbImage> = doubtful.iter().map(|&i| rotate180(&crops[i])).collect();
             let refs: Vec<&RgbImage> = flipped.iter().collect();
-            let again = recognize(
-                &mut self.rec,
-                &self.charset,
-                &refs,
-                rec::DEFAULT_PLAN,
-                &mut self.rec_buf,
-                &self.crop_lut,
-                &mut t.model_ms,
-            )?;
+            let again = self.read_lines(&refs, &mut t.model_ms)?;
             for (k, (text, score)) in again.into_iter().enumerate() {
                 let i = doubtful[k];
                 if score > chosen[i].1 {

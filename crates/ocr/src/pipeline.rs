@@ -200,13 +200,7 @@ impl Pipeline {
             .collect();
         if !keep.is_empty() {
             let refs: Vec<&RgbImage> = keep.iter().map(|&i| &crops[i]).collect();
-            let dirs = classify(
-                &mut self.cls,
-                &refs,
-                &mut self.cls_buf,
-                &self.crop_lut,
-                &mut t.model_ms,
-            )?;
+            let dirs = self.classify_lines(&refs, &mut t.model_ms)?;
             for (k, &i) in keep.iter().enumerate() {
                 if dirs[k].0 && dirs[k].1 > cls::THRESH {
                     crops[i] = rotate180(&crops[i]);
@@ -257,6 +251,21 @@ impl Pipeline {
     }
 
     /// The models with the reference's defects fixed (see docs/profiles.md).
+    /// Orientation of `crops` from the cls model: (is "180", score) each.
+    fn classify_lines(
+        &mut self,
+        crops: &[&RgbImage],
+        model_ms: &mut f64,
+    ) -> Result<Vec<(bool, f32)>, OcrError> {
+        classify(
+            &mut self.cls,
+            crops,
+            &mut self.cls_buf,
+            &self.crop_lut,
+            model_ms,
+        )
+    }
+
     /// Default-profile recognition of `crops` (one line per run, see `rec::DEFAULT_PLAN`).
     fn read_lines(
         &mut self,
@@ -349,13 +358,7 @@ impl Pipeline {
         // wins (see docs/profiles.md).
         let t1 = Instant::now();
         let refs: Vec<&RgbImage> = crops.iter().collect();
-        let dirs = classify(
-            &mut self.cls,
-            &refs,
-            &mut self.cls_buf,
-            &self.crop_lut,
-            &mut t.model_ms,
-        )?;
+        let dirs = self.classify_lines(&refs, &mut t.model_ms)?;
         t.cls_ms += ms(t1);
 
         let t2 = Instant::now();

@@ -564,7 +564,7 @@ impl Dispatcher {
     /// A worker died while running `task`: retry on a fresh worker, or fail it.
     fn on_task_lost(
         &mut self,
-        mut task: Box<Task>,
+        task: Box<Task>,
         pid: u32,
         summary: &str,
         exit_code: Option<i32>,
@@ -586,7 +586,6 @@ impl Dispatcher {
                 self.config.max_retries + 1
             );
             self.stats.retried += 1;
-            task.submitted = Instant::now().min(task.submitted);
             self.slots.put_back();
             self.queue.push_front(task);
             return;

@@ -58,6 +58,27 @@ def cold_start(repeats: int) -> float:
     return statistics.median(times)
 
 
+def cold_first_result(standby: bool, repeats: int) -> float:
+    """Submit-to-result with no warm worker in an existing pool: a standby worker waiting
+    (ONNX Runtime loaded, models read, no sessions) or none (spawn and load first)."""
+    times = []
+    with vo.OcrPool(
+        device="cpu", max_workers=1, free_vram_on_idle=True, idle_timeout_s=0, standby=standby
+    ) as pool:
+        for _ in range(repeats):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                workers = pool.runtime_info()["workers"]
+                ready = [w for w in workers if w["standby"] and w["state"] == "idle"]
+                if (standby and len(workers) == len(ready) == 1) or (not standby and not workers):
+                    break
+                time.sleep(0.02)
+            t0 = time.perf_counter()
+            pool.ocr(LINES[0])
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def burst(n: int, workers: int, **settings: object) -> float:
     """Seconds to finish n line images submitted at once (pool created beforehand)."""
     images = [LINES[i % len(LINES)] for i in range(n)]
@@ -148,6 +169,12 @@ def main() -> int:
     print(f"dispatch overhead (minus worker) p50  {over50:8.3f} ms   p99 {over99:.3f} ms")
     cold = cold_start(3)
     print(f"cold start to first result (median)   {cold:8.2f} s")
+    no_standby = cold_first_result(False, 5)
+    with_standby = cold_first_result(True, 5)
+    print(
+        f"no warm worker, first result: without standby {no_standby:.3f} s, "
+        f"with standby {with_standby:.3f} s ({no_standby / with_standby:.2f}x)"
+    )
 
     threads = {"threads": 1}
     on = burst(args.burst, args.workers, free_vram_on_idle=True, **threads)

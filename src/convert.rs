@@ -9,7 +9,8 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 use vram_orch_supervisor::{
-    DeviceChoice, InputKind, OcrOptions, PoolConfig, Profile, TaskInput, TaskSuccess,
+    DeviceChoice, GpuConfig, GpuSource, InputKind, OcrOptions, PoolConfig, Profile, TaskInput,
+    TaskSuccess,
 };
 
 use crate::errors::InvalidInput;
@@ -55,15 +56,20 @@ pub fn ocr_options(d: &Bound<'_, PyDict>) -> PyResult<OcrOptions> {
 
 /// The pool config from the dict the Python layer built (already validated there).
 pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
-    let device: String = get(d, "device")?;
-    let device = match device.as_str() {
-        "cpu" => DeviceChoice::Cpu,
-        other => DeviceChoice::Cuda(
-            other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| PyValueError::new_err(format!("device {other:?}")))?,
-        ),
+    // "cpu", or the NVML indices of the GPUs workers may use.
+    let gpus: Vec<u32> = get(d, "gpus")?;
+    let device = if gpus.is_empty() {
+        DeviceChoice::Cpu
+    } else {
+        DeviceChoice::Cuda(gpus)
+    };
+    let scripted: Option<PathBuf> = get(d, "scripted_gpu")?;
+    let gpu = GpuConfig {
+        source: scripted.map_or(GpuSource::Nvml, GpuSource::Scripted),
+        margin_mb: get(d, "vram_margin_mb")?,
+        admission_timeout: seconds(get(d, "admission_timeout_s")?),
+        growth_margin_mb: get(d, "vram_growth_mb")?,
+        profile_dir: get(d, "profile_dir")?,
     };
     let idle_timeout_s: Option<f64> = get(d, "idle_timeout_s")?;
     let vram_limit_mb: Option<u64> = get(d, "vram_limit_mb")?;
@@ -84,6 +90,8 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
         max_retries: get(d, "max_retries")?,
         threads_per_worker: get(d, "threads_per_worker")?,
         vram_limit_mb,
+        gpu,
+        standby: get(d, "standby")?,
         default_options: ocr_options(d)?,
         max_frame_bytes: get(d, "max_frame_bytes")?,
     })
@@ -175,6 +183,7 @@ pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py,
     timings.set_item("cls", t.cls_ms)?;
     timings.set_item("rec", t.rec_ms)?;
     timings.set_item("model", t.model_ms)?;
+    timings.set_item("activate", t.activate_ms)?;
     timings.set_item("worker", t.total_ms)?;
     timings.set_item("total", s.total_ms)?;
     let worker = PyDict::new(py);
@@ -188,7 +197,7 @@ pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py,
     d.set_item("timings_ms", timings)?;
     d.set_item("worker", worker)?;
     d.set_item("attempts", s.attempts)?;
-    // Filled once per-task VRAM peaks are measured (NVML, GPU workers only).
-    d.set_item("vram_peak_mb", py.None())?;
+    // The worker's NVML peak during the task (GPU workers only).
+    d.set_item("vram_peak_mb", s.vram_peak_mb)?;
     Ok(d)
 }

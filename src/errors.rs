@@ -89,6 +89,7 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
         TaskError::PoolClosed => PoolClosed::new_err(message),
         TaskError::Setup { .. } => SetupError::new_err(message),
         TaskError::Inference { .. } => InferenceError::new_err(message),
+        TaskError::InsufficientVram { .. } => InsufficientVram::new_err(message),
         TaskError::Cancelled => pyo3::exceptions::asyncio::CancelledError::new_err(message),
     };
     let value = err.value(py);
@@ -120,6 +121,22 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
                 "attempts",
                 attempts.into_pyobject(py).expect("int").into_any(),
             );
+        }
+        TaskError::InsufficientVram {
+            required_mb,
+            available_mb,
+            device,
+            ..
+        } => {
+            set(
+                "required_mb",
+                required_mb.into_pyobject(py).expect("float").into_any(),
+            );
+            set(
+                "available_mb",
+                available_mb.into_pyobject(py).expect("float").into_any(),
+            );
+            set("device", device.into_pyobject(py).expect("str").into_any());
         }
         TaskError::QueueFull { limit } => {
             set("limit", limit.into_pyobject(py).expect("int").into_any())

@@ -11,8 +11,13 @@ use pyo3::prelude::*;
 
 /// NVML's view of the GPUs as JSON (`{"status": "available"|"unavailable", ...}`).
 #[pyfunction]
-fn gpu_probe_json(py: Python<'_>) -> String {
-    let report = py.detach(vram_orch_supervisor::gpu::probe);
+#[pyo3(signature = (scripted=None))]
+fn gpu_probe_json(py: Python<'_>, scripted: Option<std::path::PathBuf>) -> String {
+    let source = scripted.map_or(
+        vram_orch_supervisor::GpuSource::Nvml,
+        vram_orch_supervisor::GpuSource::Scripted,
+    );
+    let report = py.detach(move || source.probe());
     serde_json::to_string(&report)
         .unwrap_or_else(|e| format!("{{\"status\":\"unavailable\",\"reason\":\"{e}\"}}"))
 }

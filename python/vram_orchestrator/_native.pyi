@@ -46,8 +46,8 @@ class SetupError(VramOrchestratorError):
 class InferenceError(VramOrchestratorError):
     """A model run failed inside the worker."""
 
-def gpu_probe_json() -> str:
-    """NVML's view of the GPUs as JSON."""
+def gpu_probe_json(scripted: str | None = None) -> str:
+    """NVML's view of the GPUs as JSON (or a scripted device file's)."""
 
 class NativePool:
     """The supervisor: queue, workers, timers (all in Rust threads)."""

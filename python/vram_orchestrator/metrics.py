@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["TASK_SECONDS_BUCKETS", "PoolCollector", "TaskStats"]
 
 _MB = 1024 * 1024
-_STATES = ("starting", "idle", "busy", "stopping")
+_STATES = ("starting", "standby", "idle", "busy", "stopping")
 
 
 class PoolCollector(Collector):
@@ -73,9 +73,28 @@ class PoolCollector(Collector):
             "vram_orch_workers", "Worker processes by state", labels=[*label, "state"]
         )
         for state in _STATES:
-            n = sum(1 for w in info["workers"] if w["state"] == state)
+            n = sum(1 for w in info["workers"] if _state(w) == state)
             workers.add_metric([self._name, state], n)
         yield workers
+
+        waiting = GaugeMetricFamily(
+            "vram_orch_tasks_waiting_for_vram",
+            "Queued tasks waiting for GPU memory (admission)",
+            labels=label,
+        )
+        waiting.add_metric([self._name], info.get("waiting_for_vram", 0))
+        yield waiting
+
+        peaks = GaugeMetricFamily(
+            "vram_orch_learned_peak_bytes",
+            "Learned GPU memory peak per kind of task",
+            labels=[*label, "kind"],
+        )
+        for kind, mb in sorted(
+            ((info.get("gpu_memory") or {}).get("learned_peaks_mb") or {}).items()
+        ):
+            peaks.add_metric([self._name, kind], mb * _MB)
+        yield peaks
 
         spawns = CounterMetricFamily(
             "vram_orch_worker_spawns", "Worker processes started", labels=label
@@ -101,6 +120,11 @@ class PoolCollector(Collector):
         yield rss
 
         yield from _gpu_metrics(info["gpu"], {w["pid"] for w in info["workers"]}, self._name)
+
+
+def _state(worker: dict[str, Any]) -> str:
+    """A standby worker is idle but holds no GPU memory: its own state in metrics."""
+    return "standby" if worker.get("standby") and worker["state"] == "idle" else worker["state"]
 
 
 def _gpu_metrics(gpu: dict[str, Any], pids: set[int], name: str) -> Iterator[Metric]:

@@ -38,11 +38,32 @@ _OUTCOMES = {
 _LEVELS = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn"}
 
 
-def gpu_report() -> dict[str, Any]:
+def gpu_report(scripted: str | None = None) -> dict[str, Any]:
     """What NVML says about the GPUs now (``{"status": "unavailable", "reason": ...}``
-    without a driver). Never creates a CUDA context."""
-    report: dict[str, Any] = json.loads(_native.gpu_probe_json())
+    without a driver). Never creates a CUDA context. ``scripted`` reads a scripted device
+    file instead (tests without a GPU)."""
+    report: dict[str, Any] = json.loads(_native.gpu_probe_json(scripted))
     return report
+
+
+def _visible(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The devices CUDA_VISIBLE_DEVICES lets this service use (NVML lists them all).
+    Indices are read in PCI order, as NVML numbers them; ``GPU-…`` entries match UUIDs."""
+    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return devices
+    chosen = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        if entry.isdigit():
+            match = [d for d in devices if d["index"] == int(entry)]
+        else:
+            match = [d for d in devices if d.get("uuid", "").startswith(entry)]
+        if not match:
+            break  # CUDA stops at the first entry it cannot use
+        chosen.extend(d for d in match if d not in chosen)
+    return chosen
 
 
 def pid_namespace_is_nested() -> bool:
@@ -58,40 +79,43 @@ def pid_namespace_is_nested() -> bool:
     return False
 
 
-def _resolve_device(requested: str, dylib: Any) -> tuple[str, str]:
-    """Turns auto/cuda/cuda:N into cpu or cuda:N, with the reason, or fails clearly."""
+def _resolve_device(
+    requested: str, dylib: Any, gpu: dict[str, Any], cuda_ep: bool
+) -> tuple[list[int], str]:
+    """Turns auto/cpu/cuda/cuda:N into the NVML indices workers may use (none: CPU), with
+    the reason, or fails clearly. ``cuda`` and ``auto`` use every visible GPU."""
     if requested == "cpu":
-        return "cpu", "VRAM_ORCH_DEVICE=cpu"
-    gpu = gpu_report()
-    cuda_ep = resources.has_cuda_provider(dylib)
+        return [], "VRAM_ORCH_DEVICE=cpu"
+    available = gpu["status"] == "available"
+    devices = _visible(gpu.get("devices", [])) if available else []
     if requested == "auto":
-        if gpu["status"] != "available" or not gpu["devices"]:
-            return "cpu", gpu.get("reason", "NVML lists no GPU")
+        if not devices:
+            return [], gpu.get("reason", "NVML lists no usable GPU")
         if not cuda_ep:
-            return "cpu", (
+            return [], (
                 f"ONNX Runtime at {dylib} has no CUDA provider "
                 "(install vram-orchestrator[gpu] for CUDA)"
             )
-        best = max(gpu["devices"], key=lambda d: d["free_mb"])
-        return f"cuda:{best['index']}", f"NVML: {best['name']} has {best['free_mb']:.0f} MB free"
-    if gpu["status"] != "available" or not gpu["devices"]:
+        names = ", ".join(f"cuda:{d['index']} {d['name']}" for d in devices)
+        return [d["index"] for d in devices], f"NVML: {names}"
+    if not devices:
         raise SetupError(
             f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but "
-            f"{gpu.get('reason', 'NVML lists no GPU')}. Use cpu or auto."
+            f"{gpu.get('reason', 'NVML lists no usable GPU (see CUDA_VISIBLE_DEVICES)')}. "
+            "Use cpu or auto."
         )
     if not cuda_ep:
         raise SetupError(
             f"VRAM_ORCH_DEVICE={requested!r} asks for CUDA but ONNX Runtime at "
             f"{dylib} has no CUDA provider: pip install vram-orchestrator[gpu]."
         )
-    index = 0 if requested == "cuda" else int(requested.split(":", 1)[1])
-    count = len(gpu["devices"])
-    if index >= count:
-        raise ConfigError(
-            f"VRAM_ORCH_DEVICE={requested!r}: only {count} GPU(s) visible "
-            f"(cuda:0..cuda:{count - 1})."
-        )
-    return f"cuda:{index}", f"VRAM_ORCH_DEVICE={requested}"
+    if requested == "cuda":
+        return [d["index"] for d in devices], f"VRAM_ORCH_DEVICE=cuda: {len(devices)} GPU(s)"
+    index = int(requested.split(":", 1)[1])
+    if index not in [d["index"] for d in devices]:
+        usable = ", ".join(f"cuda:{d['index']}" for d in devices)
+        raise ConfigError(f"VRAM_ORCH_DEVICE={requested!r}: usable GPUs are {usable}.")
+    return [index], f"VRAM_ORCH_DEVICE={requested}"
 
 
 def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
@@ -148,12 +172,21 @@ class OcrPool:
     """
 
     def __init__(self, **settings: Any) -> None:
+        # A scripted device file instead of NVML: for tests of GPU behaviour without a GPU.
+        self._scripted_gpu: str | None = settings.pop("_scripted_gpu", None)
         self.settings = Settings.load(settings)
         s = self.settings
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
         self._model_dir = resources.model_dir(s.model_dir)
-        self._device, self._device_reason = _resolve_device(s.device, self._ort_dylib)
+        if s.device == "cpu":
+            self._gpus, self._device_reason = [], "VRAM_ORCH_DEVICE=cpu"
+        else:
+            cuda_ep = self._scripted_gpu is not None or resources.has_cuda_provider(self._ort_dylib)
+            self._gpus, self._device_reason = _resolve_device(
+                s.device, self._ort_dylib, gpu_report(self._scripted_gpu), cuda_ep
+            )
+        self._device = "cpu" if not self._gpus else "cuda:" + ",".join(str(i) for i in self._gpus)
         if self._device == "cpu":
             log.info("workers run on CPU: %s", self._device_reason)
         else:
@@ -163,7 +196,14 @@ class OcrPool:
             "worker_bin": str(self._worker_bin),
             "model_dir": str(self._model_dir),
             "ort_dylib": str(self._ort_dylib),
-            "device": self._device,
+            "gpus": self._gpus,
+            "scripted_gpu": self._scripted_gpu,
+            "vram_margin_mb": s.vram_margin_mb,
+            "admission_timeout_s": s.admission_timeout_s,
+            "vram_growth_mb": s.worker_vram_growth_mb,
+            "profile_dir": s.profile_dir or str(resources.profile_dir()),
+            "standby": s.free_vram_on_idle
+            and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
             "worker_env": _worker_env(
                 resources.library_dirs(self._ort_dylib), _worker_log_level(s.worker_log)
             ),
@@ -342,7 +382,7 @@ class OcrPool:
         raw = None if os.getpid() != self._owner_pid else self._native.snapshot_json()
         snap: dict[str, Any] = json.loads(raw) if raw else {"closed": True, "workers": []}
         s = self.settings
-        gpu = gpu_report()
+        gpu = gpu_report(self._scripted_gpu)
         workers = snap.get("workers", [])
         nested = pid_namespace_is_nested()
         if gpu["status"] == "available":
@@ -358,7 +398,8 @@ class OcrPool:
             for p in dev.get("processes", [])
         }
         for w in workers:
-            w["gpu_mb"] = None if nested else per_pid.get(w["pid"], 0.0 if per_pid else None)
+            if w.get("gpu_mb") is None:  # the pool's own readings come first
+                w["gpu_mb"] = None if nested else per_pid.get(w["pid"], 0.0 if per_pid else None)
         return {
             "version": _native.__version__,
             "device": self._device,
@@ -374,6 +415,9 @@ class OcrPool:
                 k: snap.get(k, 0)
                 for k in ("submitted", "succeeded", "failed", "retried", "spawned")
             },
+            "gpu_memory": snap.get("gpu"),
+            "waiting_for_vram": snap.get("waiting_for_vram", 0),
+            "standby": self._native_config["standby"],
             "exits_by_reason": snap.get("exits_by_reason", {}),
             "recent_exits": snap.get("recent_exits", []),
             "closed": snap.get("closed", True),
@@ -389,6 +433,9 @@ class OcrPool:
                 "max_tasks_per_worker": s.max_tasks_per_worker,
                 "worker_rss_limit_mb": s.worker_rss_limit_mb,
                 "worker_vram_limit_mb": s.worker_vram_limit_mb,
+                "worker_vram_growth_mb": s.worker_vram_growth_mb,
+                "vram_margin_mb": s.vram_margin_mb,
+                "admission_timeout_s": s.admission_timeout_s,
                 "max_retries": s.max_retries,
             },
             "free_vram_on_idle": s.free_vram_on_idle,

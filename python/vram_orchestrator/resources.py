@@ -102,9 +102,18 @@ def library_dirs(dylib: Path) -> list[str]:
     return dirs
 
 
-def _cache_dir() -> Path:
+def _cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vram-orchestrator" / "models" / MODEL_PACKAGE.replace("==", "-")
+    return Path(base) / "vram-orchestrator"
+
+
+def _cache_dir() -> Path:
+    return _cache_root() / "models" / MODEL_PACKAGE.replace("==", "-")
+
+
+def profile_dir() -> Path:
+    """Default home of learned VRAM peaks (``VRAM_ORCH_PROFILE_DIR`` overrides it)."""
+    return _cache_root() / "profiles"
 
 
 def _has_models(folder: Path) -> bool:

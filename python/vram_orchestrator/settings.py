@@ -69,6 +69,26 @@ def _device(text: str) -> str:
     raise ValueError("expected auto, cpu, cuda or cuda:N")
 
 
+def _standby(text: str) -> str:
+    value = text.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        return "on" if parse_bool(value) else "off"
+    except ValueError:
+        raise ValueError("expected auto, on or off") from None
+
+
+def _megabytes(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number of MB >= 0") from None
+    if value != value or value < 0:
+        raise ValueError("expected a number of MB >= 0")
+    return value
+
+
 def _profile(text: str) -> str:
     value = text.strip().lower()
     if value not in {"default", "reference"}:
@@ -169,7 +189,28 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "VRAM_ORCH_WORKER_VRAM_LIMIT_MB",
         _int(0),
         0,
-        "ONNX Runtime CUDA arena limit (gpu_mem_limit) per worker (0 = no limit).",
+        "GPU memory limit per worker (0 = none): the CUDA arena's gpu_mem_limit, and a worker "
+        "whose NVML reading passes it between tasks is recycled.",
+    ),
+    _v(
+        "VRAM_ORCH_WORKER_VRAM_GROWTH_MB",
+        _megabytes,
+        512.0,
+        "Recycle a worker whose GPU memory between tasks grew this much past its level after "
+        "its first task.",
+    ),
+    _v(
+        "VRAM_ORCH_VRAM_MARGIN_MB",
+        _megabytes,
+        256.0,
+        "GPU memory admission leaves free on every device, beyond what admitted tasks reserve.",
+    ),
+    _v(
+        "VRAM_ORCH_STANDBY",
+        _standby,
+        "auto",
+        "Keep one standby worker while idle (ONNX Runtime and models loaded, no CUDA context, "
+        "0 VRAM) when FREE_VRAM_ON_IDLE is on; auto = on for GPU pools.",
     ),
     _v(
         "VRAM_ORCH_ADMISSION_TIMEOUT_S",
@@ -210,7 +251,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         None,
         "libonnxruntime.so to load in workers; default: from the onnxruntime(-gpu) wheel.",
     ),
-    _v("VRAM_ORCH_PROFILE_DIR", _path, None, "Where learned per-task VRAM peaks are kept."),
+    _v(
+        "VRAM_ORCH_PROFILE_DIR",
+        _path,
+        None,
+        "Where learned per-task VRAM peaks are kept (peaks.json); default: the user cache.",
+    ),
     _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
     _v(
         "VRAM_ORCH_PIPELINE",
@@ -247,6 +293,9 @@ class Settings:
     max_tasks_per_worker: int = 0
     worker_rss_limit_mb: int = 0
     worker_vram_limit_mb: int = 0
+    worker_vram_growth_mb: float = 512.0
+    vram_margin_mb: float = 256.0
+    standby: str = "auto"
     admission_timeout_s: float = 30.0
     max_retries: int = 1
     ocr_profile: str = "default"

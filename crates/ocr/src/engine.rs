@@ -2,13 +2,11 @@
 
 use std::time::Instant;
 
-use crate::ctc::Charset;
 use crate::decode::decode;
 use crate::pipeline::Pipeline;
-use crate::runtime::{environment, providers_available, Model};
+use crate::standby::Standby;
 use crate::{
-    Device, EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings,
-    TaskOptions,
+    EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings, TaskOptions,
 };
 
 pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
@@ -32,32 +30,21 @@ pub struct TaskTrace {
 impl Engine {
     /// Loads ONNX Runtime (once per process) and the three models.
     pub fn new(opts: &EngineOptions) -> Result<Engine, OcrError> {
-        let (env, version) = environment(&opts.ort_dylib)?;
-        let dir = &opts.model_dir;
-        let det = Model::load(env, &dir.join(DET_MODEL), opts, "det")?;
-        let cls = Model::load(env, &dir.join(CLS_MODEL), opts, "cls")?;
-        let rec = Model::load(env, &dir.join(REC_MODEL), opts, "rec")?;
-        let dict = rec.metadata("character").ok_or_else(|| {
-            OcrError::Setup(format!(
-                "{REC_MODEL} has no \"character\" metadata (the dictionary); use the PP-OCRv4 rec model from rapidocr_onnxruntime 1.4.4"
-            ))
-        })?;
-        let charset = Charset::from_metadata(&dict);
-        log::debug!("rec dictionary: {} entries", charset.entries());
-        let info = EngineInfo {
-            ort_version: version.to_string(),
-            providers_available: providers_available(),
-            device: match opts.device {
-                Device::Cpu => "cpu".to_string(),
-                Device::Cuda(n) => format!("cuda:{n}"),
-            },
-            models: vec![DET_MODEL.into(), CLS_MODEL.into(), REC_MODEL.into()],
-        };
-        Ok(Engine {
-            pipeline: Pipeline::new(det, cls, rec, charset),
+        Engine::preload(opts)?.activate()
+    }
+
+    /// Everything of `new` but the sessions: no CUDA context, no GPU memory until
+    /// [`Standby::activate`].
+    pub fn preload(opts: &EngineOptions) -> Result<Standby, OcrError> {
+        Standby::preload(opts)
+    }
+
+    pub(crate) fn assemble(pipeline: Pipeline, info: EngineInfo) -> Engine {
+        Engine {
+            pipeline,
             info,
             trace: TaskTrace::default(),
-        })
+        }
     }
 
     pub fn info(&self) -> EngineInfo {

@@ -6,6 +6,7 @@
 
 mod cls;
 mod ctc;
+mod cuda_libs;
 mod db_postprocess;
 mod decode;
 mod det;
@@ -17,8 +18,10 @@ mod pipeline;
 mod rec;
 mod runtime;
 mod sizing;
+mod standby;
 mod types;
 
 pub use engine::{Engine, TaskTrace, CLS_MODEL, DET_MODEL, REC_MODEL};
 pub use error::OcrError;
+pub use standby::Standby;
 pub use types::*;

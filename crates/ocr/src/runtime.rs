@@ -77,18 +77,14 @@ pub(crate) struct Model {
 }
 
 impl Model {
+    /// Creates the session from the model's bytes; `path` names it in errors.
     pub fn load(
         env: &Environment,
+        bytes: &[u8],
         path: &Path,
         opts: &EngineOptions,
         name: &str,
     ) -> Result<Model, OcrError> {
-        if !path.is_file() {
-            return Err(OcrError::Setup(format!(
-                "model file {} not found (set VRAM_ORCH_MODEL_DIR to the folder with the three PP-OCR .onnx files)",
-                path.display()
-            )));
-        }
         let err =
             |what: &str, e: &dyn std::fmt::Display| OcrError::Setup(format!("{name}: {what}: {e}"));
         let mut b = Session::builder(env).map_err(|e| err("session builder", &e))?;
@@ -153,7 +149,7 @@ impl Model {
             }
         }
         let session = b
-            .commit_from_file(path)
+            .commit_from_memory(bytes)
             .map_err(|e| err(&format!("cannot load {}", path.display()), &e))?;
         Ok(Model {
             session,

@@ -437,6 +437,15 @@ fn cuda_request_never_falls_back_silently() {
         Err(OcrError::Setup(msg)) => {
             println!("CUDA unavailable, as expected here: {msg}");
             assert!(msg.contains("CUDA"), "{msg}");
+            let cuda_lib = opts
+                .ort_dylib
+                .with_file_name("libonnxruntime_providers_cuda.so");
+            if !cuda_lib.exists() {
+                // Found at preload, before any session, with the fix.
+                assert!(msg.contains("libonnxruntime_providers_cuda.so"), "{msg}");
+                assert!(msg.contains("LD_LIBRARY_PATH"), "{msg}");
+                assert!(matches!(Engine::preload(&opts), Err(OcrError::Setup(_))));
+            }
         }
         Err(e) => panic!("CUDA failure must be a Setup error, got {e:?}"),
     }
@@ -500,4 +509,47 @@ fn other_layouts_decode_as_seen() {
         data: rgb.as_raw(),
     };
     assert_eq!(joined(&eng.run(raw, &t).unwrap()), pangram, "raw rgb");
+}
+
+#[test]
+fn standby_activates_into_the_same_engine() {
+    let Some(mut eng) = engine("standby_activates_into_the_same_engine") else {
+        return;
+    };
+    let opts = EngineOptions {
+        model_dir: std::env::var_os("VRAM_ORCH_MODEL_DIR").unwrap().into(),
+        ort_dylib: std::env::var_os("VRAM_ORCH_ORT_DYLIB").unwrap().into(),
+        device: Device::Cpu,
+        intra_threads: 0,
+        vram_limit_mb: None,
+    };
+    let standby = Engine::preload(&opts).expect("standby");
+    let info = serde_json::to_value(standby.info()).unwrap();
+    assert_eq!(info, serde_json::to_value(eng.info()).unwrap());
+    let mut active = standby.activate().expect("activation");
+    assert_eq!(serde_json::to_value(active.info()).unwrap(), info);
+    let page = std::fs::read(data_dir().join("13_page_paragraph.png")).unwrap();
+    for profile in [Profile::Default, Profile::Reference] {
+        let a = eng.run(ImageInput::Encoded(&page), &task(profile)).unwrap();
+        let b = active
+            .run(ImageInput::Encoded(&page), &task(profile))
+            .unwrap();
+        assert!(!a.lines.is_empty());
+        assert_eq!(a.lines, b.lines, "{profile:?}");
+    }
+
+    // A missing model file is named at preload.
+    let empty = std::env::temp_dir().join(format!("vram-orch-no-models-{}", std::process::id()));
+    let missing = EngineOptions {
+        model_dir: empty,
+        ..opts
+    };
+    match Engine::preload(&missing) {
+        Err(OcrError::Setup(msg)) => {
+            assert!(msg.contains(vram_orch_ocr::DET_MODEL), "{msg}");
+            assert!(msg.contains("VRAM_ORCH_MODEL_DIR"), "{msg}");
+        }
+        Err(e) => panic!("a missing model must be a Setup error, got {e:?}"),
+        Ok(_) => panic!("preload without models succeeded"),
+    }
 }

@@ -88,8 +88,13 @@ pub struct Hello {
     /// "cpu" or "cuda:N".
     pub device: String,
     pub models: Vec<String>,
-    /// Time from exec to ready (ONNX Runtime and models loaded).
+    /// Time from exec to ready (ONNX Runtime and models loaded; in standby, the sessions
+    /// are not created yet).
     pub load_ms: f64,
+    /// Sessions not created yet: no CUDA context and no VRAM until the first OCR task.
+    /// Absent from older workers, hence the default.
+    #[serde(default)]
+    pub standby: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +134,10 @@ pub struct Timings {
     pub cls_ms: f64,
     pub rec_ms: f64,
     pub model_ms: f64,
+    /// Creating the sessions of a standby worker: non-zero only for the task that activated
+    /// it, and part of `total_ms`.
+    #[serde(default)]
+    pub activate_ms: f64,
     pub total_ms: f64,
 }
 
@@ -157,6 +166,62 @@ mod tests {
         assert!(text.contains(r#""profile":"reference""#), "{text}");
         let back: Request = serde_json::from_str(&text).unwrap();
         assert!(matches!(back, Request::Ocr { id: 3, .. }));
+    }
+
+    fn hello(standby: bool) -> Hello {
+        Hello {
+            protocol_version: crate::PROTOCOL_VERSION,
+            pid: 7,
+            ort_version: "1.31.1".into(),
+            providers_available: vec!["CPUExecutionProvider".into()],
+            device: "cpu".into(),
+            models: vec!["det.onnx".into()],
+            load_ms: 12.5,
+            standby,
+        }
+    }
+
+    #[test]
+    fn hello_round_trips() {
+        for standby in [false, true] {
+            let text = serde_json::to_string(&Response::Hello(hello(standby))).unwrap();
+            assert!(text.contains(&format!(r#""standby":{standby}"#)), "{text}");
+            let Response::Hello(back) = serde_json::from_str(&text).unwrap() else {
+                panic!("not a hello: {text}");
+            };
+            assert_eq!(back, hello(standby));
+        }
+    }
+
+    #[test]
+    fn hello_without_standby_is_not_standby() {
+        let text = r#"{"type":"hello","protocol_version":1,"pid":7,"ort_version":"1.31.1",
+            "providers_available":["CPUExecutionProvider"],"device":"cpu",
+            "models":["det.onnx"],"load_ms":12.5}"#;
+        let Response::Hello(back) = serde_json::from_str(text).unwrap() else {
+            panic!("not a hello");
+        };
+        assert_eq!(back, hello(false));
+    }
+
+    #[test]
+    fn timings_round_trip_and_default_activate_ms() {
+        let t = Timings {
+            decode_ms: 1.0,
+            det_ms: 2.0,
+            cls_ms: 3.0,
+            rec_ms: 4.0,
+            model_ms: 8.0,
+            activate_ms: 40.0,
+            total_ms: 50.0,
+        };
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains(r#""activate_ms":40.0"#), "{text}");
+        assert_eq!(serde_json::from_str::<Timings>(&text).unwrap(), t);
+        let old = r#"{"decode_ms":1.0,"det_ms":2.0,"cls_ms":3.0,"rec_ms":4.0,"model_ms":8.0,"total_ms":10.0}"#;
+        let back: Timings = serde_json::from_str(old).unwrap();
+        assert_eq!(back.activate_ms, 0.0);
+        assert_eq!(back.total_ms, 10.0);
     }
 
     #[test]

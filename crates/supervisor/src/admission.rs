@@ -26,11 +26,13 @@ pub enum Decision {
     },
 }
 
-/// Reservations of admitted tasks that have not reached their peak yet.
+/// Reservations of admitted work that has not reached its peak yet. A reservation belongs
+/// to a worker (the dispatcher's id): a worker spawned for a task reserves before it has
+/// allocated anything, an idle one when it takes a task.
 #[derive(Debug, Default)]
 pub struct Admission {
     margin_mb: f64,
-    /// task id → (device, reserved MB, MB its worker uses so far).
+    /// worker → (device, reserved MB, MB the worker uses so far).
     reservations: HashMap<u64, (u32, f64, f64)>,
 }
 
@@ -57,12 +59,22 @@ impl Admission {
         free_mb - self.pending_mb(device) - self.margin_mb
     }
 
-    /// Admits `task` (reserving its requirement) or says how short memory is.
-    pub fn decide(&mut self, task: u64, device: u32, free_mb: f64, need: Requirement) -> Decision {
+    /// Admits work for `holder` on `device` (reserving its requirement) or says how short
+    /// memory is. `used_mb` is what the holder already uses there: a warm worker only
+    /// needs the part of the requirement it does not hold yet.
+    pub fn decide(
+        &mut self,
+        holder: u64,
+        device: u32,
+        free_mb: f64,
+        need: Requirement,
+        used_mb: f64,
+    ) -> Decision {
+        self.reservations.remove(&holder);
         let available = self.available_mb(device, free_mb);
-        if need.required_mb <= available {
+        if need.required_mb - used_mb <= available {
             self.reservations
-                .insert(task, (device, need.required_mb, 0.0));
+                .insert(holder, (device, need.required_mb, used_mb));
             Decision::Admit
         } else {
             Decision::Wait {
@@ -72,16 +84,20 @@ impl Admission {
         }
     }
 
-    /// The worker running `task` now uses `used_mb` (NVML, per process).
-    pub fn observe(&mut self, task: u64, used_mb: f64) {
-        if let Some(entry) = self.reservations.get_mut(&task) {
+    /// `holder` now uses `used_mb` (NVML, per process).
+    pub fn observe(&mut self, holder: u64, used_mb: f64) {
+        if let Some(entry) = self.reservations.get_mut(&holder) {
             entry.2 = entry.2.max(used_mb);
         }
     }
 
-    /// The task ended: its reservation goes.
-    pub fn release(&mut self, task: u64) {
-        self.reservations.remove(&task);
+    /// The work ended (or the worker did): its reservation goes.
+    pub fn release(&mut self, holder: u64) {
+        self.reservations.remove(&holder);
+    }
+
+    pub fn holds(&self, holder: u64) -> bool {
+        self.reservations.contains_key(&holder)
     }
 }
 
@@ -226,12 +242,12 @@ mod tests {
         };
         let mut adm = Admission::new(256.0);
         assert_eq!(
-            adm.decide(1, 0, gpu.free_mb(), need(1000.0)),
+            adm.decide(1, 0, gpu.free_mb(), need(1000.0), 0.0),
             Decision::Admit
         );
         // Task 1 reserved 1000 and has not allocated yet: only 1500 - 1000 - 256 remain.
         assert_eq!(
-            adm.decide(2, 0, gpu.free_mb(), need(1000.0)),
+            adm.decide(2, 0, gpu.free_mb(), need(1000.0), 0.0),
             Decision::Wait {
                 required_mb: 1000.0,
                 available_mb: 244.0
@@ -245,7 +261,7 @@ mod tests {
         // Another process arrives and takes memory: still waiting, with the new numbers.
         gpu.users.push(("arrival", 200.0));
         assert_eq!(
-            adm.decide(2, 0, gpu.free_mb(), need(1000.0)),
+            adm.decide(2, 0, gpu.free_mb(), need(1000.0), 0.0),
             Decision::Wait {
                 required_mb: 1000.0,
                 available_mb: 44.0
@@ -256,7 +272,7 @@ mod tests {
             .retain(|(name, _)| !matches!(*name, "worker 1" | "arrival"));
         adm.release(1);
         assert_eq!(
-            adm.decide(2, 0, gpu.free_mb(), need(1000.0)),
+            adm.decide(2, 0, gpu.free_mb(), need(1000.0), 0.0),
             Decision::Admit
         );
     }
@@ -268,7 +284,7 @@ mod tests {
         let mut admitted = 0.0;
         for task in 0..100 {
             let before = adm.available_mb(0, free);
-            if adm.decide(task, 0, free, need(300.0)) == Decision::Admit {
+            if adm.decide(task, 0, free, need(300.0), 0.0) == Decision::Admit {
                 assert!(
                     300.0 <= before,
                     "admitted {task} with {before} MB available"
@@ -286,12 +302,35 @@ mod tests {
     }
 
     #[test]
+    fn a_warm_worker_needs_only_what_it_does_not_hold() {
+        let mut adm = Admission::new(100.0);
+        // 700 free; a fresh worker needing 1000 must wait, a warm one holding 800 fits.
+        assert!(matches!(
+            adm.decide(1, 0, 700.0, need(1000.0), 0.0),
+            Decision::Wait { .. }
+        ));
+        assert_eq!(
+            adm.decide(2, 0, 700.0, need(1000.0), 800.0),
+            Decision::Admit
+        );
+        assert_eq!(adm.pending_mb(0), 200.0);
+        // Deciding again for the same worker replaces its reservation, never stacks it.
+        assert_eq!(
+            adm.decide(2, 0, 700.0, need(1000.0), 800.0),
+            Decision::Admit
+        );
+        assert_eq!(adm.pending_mb(0), 200.0);
+        adm.release(2);
+        assert!(!adm.holds(2));
+    }
+
+    #[test]
     fn reservations_are_per_device() {
         let mut adm = Admission::new(0.0);
-        assert_eq!(adm.decide(1, 0, 1000.0, need(900.0)), Decision::Admit);
-        assert_eq!(adm.decide(2, 1, 1000.0, need(900.0)), Decision::Admit);
+        assert_eq!(adm.decide(1, 0, 1000.0, need(900.0), 0.0), Decision::Admit);
+        assert_eq!(adm.decide(2, 1, 1000.0, need(900.0), 0.0), Decision::Admit);
         assert!(matches!(
-            adm.decide(3, 0, 1000.0, need(900.0)),
+            adm.decide(3, 0, 1000.0, need(900.0), 0.0),
             Decision::Wait { .. }
         ));
     }

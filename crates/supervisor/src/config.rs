@@ -3,21 +3,27 @@ use std::time::Duration;
 
 use vram_orch_protocol::OcrOptions;
 
+use crate::gpu::GpuSource;
+
 /// Where workers run. `auto` is resolved by the Python layer (NVML) before it gets here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceChoice {
     Cpu,
-    Cuda(u32),
+    /// The GPUs (NVML indices) workers may be placed on; each worker is pinned to one.
+    Cuda(Vec<u32>),
 }
 
-impl DeviceChoice {
-    /// The worker's `--device` argument.
-    pub fn arg(&self) -> String {
-        match self {
-            DeviceChoice::Cpu => "cpu".to_string(),
-            DeviceChoice::Cuda(n) => format!("cuda:{n}"),
-        }
-    }
+/// GPU memory settings (used with CUDA devices only).
+#[derive(Debug, Clone)]
+pub struct GpuConfig {
+    pub source: GpuSource,
+    /// Kept free on every device beyond all reservations.
+    pub margin_mb: f64,
+    pub admission_timeout: Duration,
+    /// Recycle a worker that grew this much past its level after its first task.
+    pub growth_margin_mb: f64,
+    /// Where learned per-task peaks persist.
+    pub profile_dir: Option<PathBuf>,
 }
 
 /// Everything the pool needs, already validated by the caller (the Python layer checks
@@ -48,7 +54,11 @@ pub struct PoolConfig {
     pub max_retries: u32,
     /// ONNX Runtime intra-op threads per worker (0 = its default).
     pub threads_per_worker: usize,
+    /// CUDA arena limit per worker, and the GPU memory past which it is recycled.
     pub vram_limit_mb: Option<u64>,
+    pub gpu: GpuConfig,
+    /// Keep one standby worker (ONNX Runtime loaded, no CUDA context, no VRAM) while idle.
+    pub standby: bool,
     /// Defaults for tasks that do not say otherwise.
     pub default_options: OcrOptions,
     pub max_frame_bytes: usize,

@@ -9,12 +9,15 @@ use crossbeam_channel::{select, Receiver, Sender};
 use nix::sys::signal::Signal;
 use vram_orch_protocol::{ErrorKind, Hello, Request, Response, PROTOCOL_VERSION};
 
-use crate::config::PoolConfig;
+use crate::config::{DeviceChoice, PoolConfig};
 use crate::error::TaskError;
+use crate::gpu::pid_namespace_is_nested;
 use crate::procfs;
+use crate::sampler::{Reading, Sampler};
 use crate::slots::QueueSlots;
 use crate::snapshot::{ExitRecord, PoolSnapshot, WorkerSnapshot};
 use crate::task::{Completed, Task, TaskOutcome, TaskSuccess, WorkerStamp};
+use crate::vram::{GpuMemory, Placement, VramPolicy};
 use crate::worker::{describe_status, WorkerEvent, WorkerEvents, WorkerProcess};
 
 /// With an idle timeout of 0 a worker still waits this long for the next task, so a caller
@@ -87,6 +90,10 @@ enum State {
 
 struct Worker {
     process: WorkerProcess,
+    /// The GPU (NVML index) it is pinned to.
+    gpu: Option<u32>,
+    /// Started in standby (no sessions, no CUDA context) and not given a task yet.
+    standby: bool,
     state: State,
     spawned: Instant,
     hello: Option<Hello>,
@@ -97,10 +104,14 @@ struct Worker {
 
 impl Worker {
     fn device(&self) -> String {
-        self.hello
-            .as_ref()
-            .map(|h| h.device.clone())
-            .unwrap_or_default()
+        match self.gpu {
+            Some(n) => format!("cuda:{n}"),
+            None => self
+                .hello
+                .as_ref()
+                .map(|h| h.device.clone())
+                .unwrap_or_default(),
+        }
     }
 }
 
@@ -121,6 +132,12 @@ pub(crate) struct Dispatcher {
     closing: Option<bool>,
     close_waiters: Vec<Sender<()>>,
     stats: PoolSnapshot,
+    /// GPU memory bookkeeping and its readings (CUDA devices only).
+    gpu: Option<GpuMemory>,
+    sampler: Option<Sampler>,
+    readings: Receiver<Reading>,
+    /// A standby worker failed to start: no more standbys (they would fail the same way).
+    standby_broken: bool,
 }
 
 impl Dispatcher {
@@ -135,7 +152,19 @@ impl Dispatcher {
             queue_max: config.queue_max,
             ..PoolSnapshot::default()
         };
+        let (gpu, sampler, readings) = match gpu_memory(&config) {
+            Some((gm, Ok((sampler, readings)))) => (Some(gm), Some(sampler), readings),
+            Some((gm, Err(e))) => {
+                log::error!(target: LOG_TARGET, "cannot start the GPU sampler thread: {e}");
+                (Some(gm), None, crossbeam_channel::never())
+            }
+            None => (None, None, crossbeam_channel::never()),
+        };
         Dispatcher {
+            gpu,
+            sampler,
+            readings,
+            standby_broken: false,
             config,
             commands,
             events_tx,
@@ -170,13 +199,22 @@ impl Dispatcher {
                         self.on_worker_event(id, event);
                     }
                 },
+                recv(self.readings) -> reading => {
+                    if let Ok((at, report)) = reading {
+                        self.on_reading(at, report);
+                    }
+                },
                 default(wait) => {},
             }
             self.on_timers(Instant::now());
             self.schedule();
+            self.pace_sampler();
             if self.closing.is_some() && self.queue.is_empty() && self.workers.is_empty() {
                 break;
             }
+        }
+        if let Some(gm) = self.gpu.as_mut() {
+            gm.save_peaks(Instant::now(), true);
         }
         self.stats.closed = true;
         for waiter in self.close_waiters.drain(..) {
@@ -209,16 +247,18 @@ impl Dispatcher {
             Command::WarmUp(count) => {
                 let live = self.live_workers();
                 for _ in live..count.min(self.config.max_workers) {
-                    if !self.spawn() {
+                    let gpu = self.gpu.as_ref().and_then(GpuMemory::roomiest_device);
+                    if self.spawn(gpu, false).is_none() {
                         break;
                     }
                 }
             }
             Command::ReleaseIdle => {
+                // A standby holds no GPU memory: it stays.
                 let idle: Vec<u64> = self
                     .workers
                     .iter()
-                    .filter(|(_, w)| matches!(w.state, State::Idle { .. }))
+                    .filter(|(_, w)| matches!(w.state, State::Idle { .. }) && !w.standby)
                     .map(|(id, _)| *id)
                     .collect();
                 for id in idle {
@@ -283,17 +323,38 @@ impl Dispatcher {
             .count()
     }
 
-    fn spawn(&mut self) -> bool {
+    /// Starts a worker, pinned to NVML device `gpu` when given; returns its id.
+    fn spawn(&mut self, gpu: Option<u32>, standby: bool) -> Option<u64> {
         let id = self.next_worker_id;
         self.next_worker_id += 1;
-        match WorkerProcess::spawn(id, &self.config, self.events_tx.clone()) {
+        let visible = gpu.map(|n| {
+            self.gpu
+                .as_ref()
+                .and_then(|gm| gm.uuid_of(n))
+                .unwrap_or_else(|| n.to_string())
+        });
+        let spawned = WorkerProcess::spawn(
+            id,
+            &self.config,
+            visible.as_deref(),
+            standby,
+            self.events_tx.clone(),
+        );
+        match spawned {
             Ok(process) => {
-                log::debug!(target: LOG_TARGET, "worker {} spawned ({})", process.pid, self.config.device.arg());
+                let on = gpu.map_or("cpu".to_string(), |n| format!("cuda:{n}"));
+                let kind = if standby { "standby worker" } else { "worker" };
+                log::debug!(target: LOG_TARGET, "{kind} {} spawned on {on}", process.pid);
                 self.stats.spawned += 1;
+                if let (Some(gm), Some(n)) = (self.gpu.as_mut(), gpu) {
+                    gm.track(id, process.pid, n);
+                }
                 self.workers.insert(
                     id,
                     Worker {
                         process,
+                        gpu,
+                        standby,
                         state: State::Starting,
                         spawned: Instant::now(),
                         hello: None,
@@ -301,7 +362,7 @@ impl Dispatcher {
                         stop_reason: None,
                     },
                 );
-                true
+                Some(id)
             }
             Err(e) => {
                 let message = format!(
@@ -311,7 +372,7 @@ impl Dispatcher {
                 log::error!(target: LOG_TARGET, "{message}");
                 self.last_startup_error = Some(message);
                 self.fail_queue_if_no_worker();
-                false
+                None
             }
         }
     }
@@ -399,6 +460,7 @@ impl Dispatcher {
                         hello.device,
                         hello.ort_version
                     );
+                worker.standby = hello.standby;
                 worker.hello = Some(hello);
                 if matches!(worker.state, State::Starting) {
                     worker.state = State::Idle {
@@ -411,6 +473,8 @@ impl Dispatcher {
                 result,
             } => {
                 if let Some(busy) = self.finish_busy(id, task_id) {
+                    let now = Instant::now();
+                    let vram_peak_mb = self.gpu.as_mut().and_then(|gm| gm.task_finished(id, now));
                     let worker = &self.workers[&id];
                     let success = TaskSuccess {
                         result,
@@ -422,6 +486,7 @@ impl Dispatcher {
                             tasks_served: worker.tasks_served,
                         },
                         attempts: busy.task.attempts,
+                        vram_peak_mb,
                     };
                     self.complete(task_id, Ok(success));
                     self.after_task(id);
@@ -433,6 +498,9 @@ impl Dispatcher {
                 message,
             } => {
                 if let Some(_busy) = self.finish_busy(id, task_id) {
+                    if let Some(gm) = self.gpu.as_mut() {
+                        gm.task_finished(id, Instant::now());
+                    }
                     self.complete(task_id, Err(task_error(kind, message)));
                     self.after_task(id);
                 }
@@ -500,6 +568,9 @@ impl Dispatcher {
         let Some(worker) = self.workers.remove(&id) else {
             return;
         };
+        if let Some(gm) = self.gpu.as_mut() {
+            gm.worker_exited(id, Instant::now());
+        }
         let pid = worker.process.pid;
         let (exit_code, signal, how) = describe_status(&status);
         let was_starting = matches!(worker.state, State::Starting);
@@ -508,6 +579,10 @@ impl Dispatcher {
             None if was_starting => (ExitReason::StartupFailed, String::new()),
             None => (ExitReason::Crash, String::new()),
         };
+        if worker.standby && reason == ExitReason::StartupFailed && !self.standby_broken {
+            log::warn!(target: LOG_TARGET, "standby worker {pid} failed to start: no standby from now on");
+            self.standby_broken = true;
+        }
         let lifetime_s = worker.spawned.elapsed().as_secs_f64();
         let summary = if detail.is_empty() {
             how.clone()
@@ -640,36 +715,20 @@ impl Dispatcher {
     // ---- scheduling and timers -------------------------------------------------------
 
     fn schedule(&mut self) {
-        while !self.queue.is_empty() {
-            // Prefer the worker idle the shortest time: it is the warmest and lets the
-            // others reach their idle timeout.
-            let idle = self
-                .workers
-                .iter()
-                .filter_map(|(id, w)| match w.state {
-                    State::Idle { since } => Some((since, *id)),
-                    _ => None,
-                })
-                .max();
-            let Some((_, id)) = idle else { break };
-            let task = self.queue.pop_front().expect("queue is not empty");
-            self.slots.release();
-            self.dispatch(id, task);
+        if self.gpu.is_some() {
+            self.schedule_gpu(Instant::now());
+        } else {
+            self.schedule_cpu();
         }
-        if self.closing == Some(true) {
-            return;
-        }
-        let starting = self
-            .workers
-            .values()
-            .filter(|w| matches!(w.state, State::Starting))
-            .count();
-        let mut needed = self.queue.len().saturating_sub(starting);
-        while needed > 0 && self.live_workers() < self.config.max_workers {
-            if !self.spawn() {
-                break;
+        if self.queue.is_empty() {
+            // A worker spawned for a task that was cancelled meanwhile holds a reservation
+            // it will not use.
+            let idle = self.idle_workers();
+            if let Some(gm) = self.gpu.as_mut() {
+                for (id, _) in idle {
+                    gm.unreserve(id);
+                }
             }
-            needed -= 1;
         }
         if self.closing == Some(false) && self.queue.is_empty() {
             let idle: Vec<u64> = self
@@ -682,6 +741,176 @@ impl Dispatcher {
                 self.stop(id, ExitReason::Close, String::new(), None);
             }
         }
+        self.keep_standby();
+    }
+
+    /// Idle workers, warm ones first, each warm group the most recently idle first: it is
+    /// the warmest and lets the others reach their idle timeout.
+    fn idle_workers(&self) -> Vec<(u64, bool)> {
+        let mut idle: Vec<(bool, std::cmp::Reverse<Instant>, u64)> = self
+            .workers
+            .iter()
+            .filter_map(|(id, w)| match w.state {
+                State::Idle { since } => Some((w.standby, std::cmp::Reverse(since), *id)),
+                _ => None,
+            })
+            .collect();
+        idle.sort();
+        idle.into_iter()
+            .map(|(standby, _, id)| (id, standby))
+            .collect()
+    }
+
+    fn starting_workers(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| matches!(w.state, State::Starting) && !w.standby)
+            .count()
+    }
+
+    fn schedule_cpu(&mut self) {
+        while !self.queue.is_empty() {
+            let Some(&(id, _)) = self.idle_workers().first() else {
+                break;
+            };
+            let task = self.queue.pop_front().expect("queue is not empty");
+            self.slots.release();
+            self.dispatch(id, task);
+        }
+        if self.closing == Some(true) {
+            return;
+        }
+        let mut needed = self.queue.len().saturating_sub(self.starting_workers());
+        while needed > 0 && self.live_workers() < self.config.max_workers {
+            if self.spawn(None, false).is_none() {
+                break;
+            }
+            needed -= 1;
+        }
+    }
+
+    /// In queue order: an idle worker whose GPU admits the task, else a new worker on the
+    /// GPU with the most room, else the task waits for memory (and later tasks with it, so
+    /// none overtakes it). Tasks beyond the head are covered by workers still starting.
+    fn schedule_gpu(&mut self, now: Instant) {
+        let mut pos = 0;
+        let mut covered = self.starting_workers();
+        while pos < self.queue.len() {
+            let (profile, pixels) = {
+                let t = &self.queue[pos];
+                (profile_name(&t.options), t.pixels)
+            };
+            let idle = self.idle_workers();
+            let can_spawn =
+                self.closing != Some(true) && self.live_workers() < self.config.max_workers;
+            let gm = self.gpu.as_mut().expect("GPU pool");
+            let mut short = None;
+            if !idle.is_empty() {
+                match gm.place(now, profile, pixels, &idle, false) {
+                    Placement::Worker(id) => {
+                        let task = self.queue.remove(pos).expect("position is valid");
+                        self.slots.release();
+                        self.dispatch(id, task);
+                        continue;
+                    }
+                    wait @ Placement::Wait { .. } => short = Some(wait),
+                    _ => {}
+                }
+            }
+            if covered > 0 {
+                covered -= 1; // a starting worker takes it
+                pos += 1;
+                continue;
+            }
+            let placement = if can_spawn {
+                gm.place(now, profile, pixels, &[], true)
+            } else {
+                Placement::Blocked
+            };
+            match (placement, short) {
+                (Placement::Spawn { device, need }, _) => {
+                    let Some(id) = self.spawn(Some(device), false) else {
+                        break;
+                    };
+                    if let Some(gm) = self.gpu.as_mut() {
+                        let pid = self.workers[&id].process.pid;
+                        gm.reserve_spawn(id, pid, device, need);
+                    }
+                    pos += 1;
+                }
+                (
+                    Placement::Wait {
+                        required_mb,
+                        available_mb,
+                        device,
+                    },
+                    _,
+                )
+                | (
+                    Placement::Blocked,
+                    Some(Placement::Wait {
+                        required_mb,
+                        available_mb,
+                        device,
+                    }),
+                ) => {
+                    self.wait_for_memory(pos, now, required_mb, available_mb, device);
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// The task at `pos` cannot get GPU memory now: it waits (the admission timeout runs)
+    /// or, when it could never fit, fails at once.
+    fn wait_for_memory(
+        &mut self,
+        pos: usize,
+        now: Instant,
+        required: f64,
+        available: f64,
+        device: u32,
+    ) {
+        let gm = self.gpu.as_ref().expect("GPU pool");
+        let never = !gm.could_ever_fit(required);
+        let task = &mut self.queue[pos];
+        let since = task.vram_wait.map_or(now, |(since, ..)| since);
+        task.vram_wait = Some((since, required, available, device));
+        if never || gm.wait_expired(now, since, device) {
+            let error = gm.insufficient(required, available, device);
+            let task = self.queue.remove(pos).expect("position is valid");
+            self.slots.release();
+            log::warn!(target: LOG_TARGET, "task {}: {error}", task.id);
+            self.complete(task.id, Err(error));
+        }
+    }
+
+    /// With FREE_VRAM_ON_IDLE on and standby enabled, keeps one standby worker while the
+    /// queue is empty and there is room for it: the next cold task skips process start,
+    /// library loading and model reading, and the standby holds no GPU memory meanwhile.
+    fn keep_standby(&mut self) {
+        if !self.config.standby
+            || self.standby_broken
+            || self.config.idle_timeout.is_none()
+            || self.closing.is_some()
+            || !self.queue.is_empty()
+            || self.live_workers() >= self.config.max_workers
+            || self
+                .workers
+                .values()
+                .any(|w| w.standby && !matches!(w.state, State::Stopping { .. }))
+        {
+            return;
+        }
+        let gpu = match self.gpu.as_ref() {
+            Some(gm) => match gm.roomiest_device() {
+                Some(n) => Some(n),
+                None => return,
+            },
+            None => None,
+        };
+        self.spawn(gpu, true);
     }
 
     fn dispatch(&mut self, id: u64, mut task: Box<Task>) {
@@ -710,6 +939,14 @@ impl Dispatcher {
             };
             return;
         }
+        worker.standby = false;
+        if let Some(gm) = self.gpu.as_mut() {
+            let device = worker.gpu.unwrap_or(0);
+            let key = gm
+                .requirement(profile_name(&task.options), device, task.pixels)
+                .0;
+            gm.task_started(id, key);
+        }
         worker.state = State::Busy(Busy {
             deadline: now + task.timeout,
             started: now,
@@ -729,7 +966,7 @@ impl Dispatcher {
                     kill_at: Some(kill_at),
                     ..
                 } if now >= *kill_at => actions.push((*id, Timer::Kill)),
-                State::Idle { since } => {
+                State::Idle { since } if !w.standby => {
                     if let Some(limit) = self.idle_limit() {
                         if self.queue.is_empty() && now >= *since + limit {
                             actions.push((*id, Timer::Idle));
@@ -782,18 +1019,60 @@ impl Dispatcher {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.workers
-            .values()
-            .filter_map(|w| match &w.state {
-                State::Busy(busy) => Some(busy.deadline),
-                State::Starting => Some(w.spawned + self.config.startup_timeout),
-                State::Stopping { kill_at, .. } => *kill_at,
-                State::Idle { since } => self
-                    .idle_limit()
-                    .filter(|_| self.queue.is_empty())
-                    .map(|limit| *since + limit),
-            })
-            .min()
+        let workers = self.workers.values().filter_map(|w| match &w.state {
+            State::Busy(busy) => Some(busy.deadline),
+            State::Starting => Some(w.spawned + self.config.startup_timeout),
+            State::Stopping { kill_at, .. } => *kill_at,
+            State::Idle { .. } if w.standby => None,
+            State::Idle { since } => self
+                .idle_limit()
+                .filter(|_| self.queue.is_empty())
+                .map(|limit| *since + limit),
+        });
+        // Tasks waiting for GPU memory: their admission timeout.
+        let admission = self.gpu.as_ref().and_then(|gm| {
+            self.queue
+                .iter()
+                .filter_map(|t| t.vram_wait.map(|(since, ..)| gm.wait_deadline(since)))
+                .min()
+        });
+        workers.chain(admission).min()
+    }
+
+    // ---- GPU readings ------------------------------------------------------------------
+
+    fn on_reading(&mut self, at: Instant, report: crate::gpu::GpuReport) {
+        let Some(gm) = self.gpu.as_mut() else { return };
+        let recycle = gm.on_reading(at, report);
+        gm.save_peaks(at, false);
+        for (id, reason) in recycle {
+            let idle = self
+                .workers
+                .get(&id)
+                .is_some_and(|w| matches!(w.state, State::Idle { .. }));
+            if idle {
+                log::info!(target: LOG_TARGET, "recycling worker {}: {reason}", self.workers[&id].process.pid);
+                self.stop(id, ExitReason::Recycle, reason, None);
+            }
+        }
+    }
+
+    /// Fast readings while anything runs, waits or starts; a fresh one at once when a
+    /// decision needs it.
+    fn pace_sampler(&mut self) {
+        let (Some(sampler), Some(gm)) = (self.sampler.as_ref(), self.gpu.as_ref()) else {
+            return;
+        };
+        let active = !self.queue.is_empty()
+            || gm.is_busy()
+            || self
+                .workers
+                .values()
+                .any(|w| !matches!(w.state, State::Idle { .. }));
+        sampler.set_fast(active);
+        if !self.queue.is_empty() && !gm.reading_is_fresh(Instant::now()) {
+            sampler.now();
+        }
     }
 
     // ---- outcomes and views ------------------------------------------------------------
@@ -810,8 +1089,8 @@ impl Dispatcher {
         let now = Instant::now();
         let workers = self
             .workers
-            .values()
-            .map(|w| WorkerSnapshot {
+            .iter()
+            .map(|(id, w)| WorkerSnapshot {
                 pid: w.process.pid,
                 state: match w.state {
                     State::Starting => "starting",
@@ -824,6 +1103,8 @@ impl Dispatcher {
                 age_s: (now - w.spawned).as_secs_f64(),
                 ready_ms: w.hello.as_ref().map(|h| h.load_ms),
                 rss_mb: procfs::rss_bytes(w.process.pid).map(|b| b as f64 / 1048576.0),
+                standby: w.standby,
+                gpu_mb: self.gpu.as_ref().and_then(|gm| gm.worker_mb(*id)),
             })
             .collect();
         PoolSnapshot {
@@ -835,6 +1116,8 @@ impl Dispatcher {
                 .filter(|w| matches!(w.state, State::Busy(_)))
                 .count(),
             closed: self.closing.is_some(),
+            gpu: self.gpu.as_ref().map(GpuMemory::snapshot),
+            waiting_for_vram: self.queue.iter().filter(|t| t.vram_wait.is_some()).count(),
             ..self.stats.clone()
         }
     }
@@ -845,6 +1128,51 @@ enum Timer {
     StartupTimeout,
     Kill,
     Idle,
+}
+
+/// The GPU memory side of a pool on CUDA devices, with its sampler thread.
+#[allow(clippy::type_complexity)]
+fn gpu_memory(
+    config: &PoolConfig,
+) -> Option<(GpuMemory, std::io::Result<(Sampler, Receiver<Reading>)>)> {
+    let DeviceChoice::Cuda(devices) = &config.device else {
+        return None;
+    };
+    let model_bytes: u64 = std::fs::read_dir(&config.model_dir)
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "onnx"))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0);
+    let policy = VramPolicy {
+        devices: devices.clone(),
+        margin_mb: config.gpu.margin_mb,
+        admission_timeout: config.gpu.admission_timeout,
+        worker_limit_mb: config.vram_limit_mb.map(|mb| mb as f64),
+        growth_margin_mb: config.gpu.growth_margin_mb,
+        profile_dir: config.gpu.profile_dir.clone(),
+        model_bytes,
+        models: format!("ppocr-{}k", model_bytes >> 10),
+    };
+    let nested = pid_namespace_is_nested();
+    if nested {
+        log::warn!(
+            target: LOG_TARGET,
+            "nested pid namespace: NVML lists host pids, so GPU memory is read per device, \
+             not per worker (peaks are learned from tasks that run alone on a GPU)"
+        );
+    }
+    let gm = GpuMemory::new(policy, !nested);
+    Some((gm, Sampler::start(config.gpu.source.clone())))
+}
+
+fn profile_name(options: &vram_orch_protocol::OcrOptions) -> &'static str {
+    match options.profile {
+        vram_orch_protocol::Profile::Default => "default",
+        vram_orch_protocol::Profile::Reference => "reference",
+    }
 }
 
 fn task_error(kind: ErrorKind, message: String) -> TaskError {

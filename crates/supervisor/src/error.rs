@@ -30,6 +30,13 @@ pub enum TaskError {
     Setup { message: String },
     #[error("inference failed in the worker: {message}")]
     Inference { message: String },
+    #[error("not enough GPU memory: {message}")]
+    InsufficientVram {
+        required_mb: f64,
+        available_mb: f64,
+        device: String,
+        message: String,
+    },
     #[error("task was cancelled")]
     Cancelled,
 }

@@ -2,6 +2,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::vram::VramSnapshot;
+
 /// A point-in-time view of the pool, for `runtime_info()` and metrics.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PoolSnapshot {
@@ -17,6 +19,10 @@ pub struct PoolSnapshot {
     pub exits_by_reason: BTreeMap<String, u64>,
     pub recent_exits: Vec<ExitRecord>,
     pub closed: bool,
+    /// Devices, reservations and learned peaks (CUDA pools only).
+    pub gpu: Option<VramSnapshot>,
+    /// Queued tasks waiting for GPU memory.
+    pub waiting_for_vram: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +36,10 @@ pub struct WorkerSnapshot {
     /// Time from spawn to hello (ONNX Runtime and models loaded), once ready.
     pub ready_ms: Option<f64>,
     pub rss_mb: Option<f64>,
+    /// Started in standby: no sessions, no CUDA context, no GPU memory yet.
+    pub standby: bool,
+    /// GPU memory NVML shows for it (None on CPU or without per-process readings).
+    pub gpu_mb: Option<f64>,
 }
 
 /// How a worker ended.

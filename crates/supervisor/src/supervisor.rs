@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use vram_orch_protocol::OcrOptions;
 
-use crate::config::PoolConfig;
+use crate::config::{DeviceChoice, PoolConfig};
 use crate::dispatcher::{Command, Dispatcher};
 use crate::error::TaskError;
 use crate::slots::QueueSlots;
@@ -25,6 +25,8 @@ pub struct Supervisor {
     next_id: AtomicU64,
     default_options: OcrOptions,
     task_timeout: Duration,
+    /// Workers run on GPUs: tasks carry their input size for admission.
+    gpu: bool,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -36,6 +38,7 @@ impl Supervisor {
         let slots = Arc::new(QueueSlots::new(config.queue_max));
         let default_options = config.default_options;
         let task_timeout = config.task_timeout;
+        let gpu = matches!(config.device, DeviceChoice::Cuda(_));
         let dispatcher = Dispatcher::new(config, command_rx, outcomes, Arc::clone(&slots));
         let thread = std::thread::Builder::new()
             .name("vo-dispatcher".to_string())
@@ -47,6 +50,7 @@ impl Supervisor {
             next_id: AtomicU64::new(1),
             default_options,
             task_timeout,
+            gpu,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -70,6 +74,7 @@ impl Supervisor {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let fingerprint = input.fingerprint();
+        let pixels = self.gpu.then(|| input.pixels()).flatten();
         let task = Task {
             id,
             input,
@@ -78,6 +83,8 @@ impl Supervisor {
             submitted: Instant::now(),
             attempts: 0,
             fingerprint,
+            pixels,
+            vram_wait: None,
         };
         if self.commands.send(Command::Submit(Box::new(task))).is_err() {
             self.slots.release();

@@ -15,6 +15,17 @@ pub struct TaskInput {
 
 impl TaskInput {
     /// A cheap identity for "this input crashed a worker before" (not a security hash).
+    /// Width x height from the image header (path or bytes) or the raw shape, without
+    /// decoding; None when the header cannot be read (the worker reports why).
+    pub(crate) fn pixels(&self) -> Option<u64> {
+        let size = match &self.kind {
+            InputKind::Raw { width, height, .. } => return Some(*width as u64 * *height as u64),
+            InputKind::Encoded => imagesize::blob_size(&self.payload).ok()?,
+            InputKind::Path { path } => imagesize::size(path).ok()?,
+        };
+        Some(size.width as u64 * size.height as u64)
+    }
+
     pub(crate) fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -33,6 +44,11 @@ pub(crate) struct Task {
     /// Attempts started so far (crash retries add one each).
     pub attempts: u32,
     pub fingerprint: u64,
+    /// Input width x height when the header tells it (GPU admission buckets by size).
+    pub pixels: Option<u64>,
+    /// Since when it waits for GPU memory, and the numbers of the last refusal
+    /// (required MB, available MB, device).
+    pub vram_wait: Option<(Instant, f64, f64, u32)>,
 }
 
 /// Which worker served a task.
@@ -51,6 +67,8 @@ pub struct TaskSuccess {
     pub total_ms: f64,
     pub worker: WorkerStamp,
     pub attempts: u32,
+    /// The worker's GPU memory peak during the task (NVML samples), GPU workers only.
+    pub vram_peak_mb: Option<f64>,
 }
 
 pub type TaskOutcome = Result<TaskSuccess, TaskError>;

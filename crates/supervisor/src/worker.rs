@@ -57,9 +57,14 @@ impl WorkerProcess {
     /// Starts a worker in its own process group with a parent-death signal. Must be called
     /// from the long-lived dispatcher thread: PR_SET_PDEATHSIG fires when the *thread* that
     /// forked exits, not only the process.
+    ///
+    /// `gpu` pins it to one GPU, named by UUID (or index) in CUDA_VISIBLE_DEVICES, so CUDA's
+    /// own device order cannot place it elsewhere; it then sees that GPU as cuda:0.
     pub fn spawn(
         id: u64,
         config: &PoolConfig,
+        gpu: Option<&str>,
+        standby: bool,
         events: Sender<(u64, WorkerEvent)>,
     ) -> std::io::Result<WorkerProcess> {
         let mut cmd = Command::new(&config.worker_bin);
@@ -68,7 +73,7 @@ impl WorkerProcess {
             .arg("--ort-dylib")
             .arg(&config.ort_dylib)
             .arg("--device")
-            .arg(config.device.arg())
+            .arg(if gpu.is_some() { "cuda:0" } else { "cpu" })
             .arg("--threads")
             .arg(config.threads_per_worker.to_string())
             .arg("--max-frame-bytes")
@@ -78,9 +83,16 @@ impl WorkerProcess {
         if let Some(mb) = config.vram_limit_mb {
             cmd.arg("--vram-limit-mb").arg(mb.to_string());
         }
+        if standby {
+            cmd.arg("--standby");
+        }
         cmd.env_clear()
-            .envs(config.worker_env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::piped())
+            .envs(config.worker_env.iter().map(|(k, v)| (k, v)));
+        if let Some(visible) = gpu {
+            cmd.env("CUDA_VISIBLE_DEVICES", visible)
+                .env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+        }
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);

@@ -14,6 +14,9 @@ pub struct Args {
     pub max_frame_bytes: usize,
     /// The supervisor's pid: if our parent is already someone else, it died before we ran.
     pub parent_pid: Option<u32>,
+    /// Load ONNX Runtime, the CUDA provider libraries and the model bytes, but create the
+    /// sessions (CUDA context, VRAM) only on the first OCR task.
+    pub standby: bool,
 }
 
 impl Args {
@@ -25,6 +28,7 @@ impl Args {
         let mut vram_limit_mb = None;
         let mut max_frame_bytes = vram_orch_protocol::DEFAULT_MAX_FRAME_BYTES;
         let mut parent_pid = None;
+        let mut standby = false;
         while let Some(flag) = it.next() {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -35,6 +39,7 @@ impl Args {
                 "--vram-limit-mb" => vram_limit_mb = Some(parse_num(&flag, &value()?)?),
                 "--max-frame-bytes" => max_frame_bytes = parse_num(&flag, &value()?)?,
                 "--parent-pid" => parent_pid = Some(parse_num(&flag, &value()?)?),
+                "--standby" => standby = true,
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -46,6 +51,7 @@ impl Args {
             vram_limit_mb,
             max_frame_bytes,
             parent_pid,
+            standby,
         })
     }
 }
@@ -96,6 +102,16 @@ mod tests {
         assert_eq!(args.threads, 2);
         assert_eq!(args.vram_limit_mb, Some(900));
         assert_eq!(args.parent_pid, Some(42));
+        assert!(!args.standby);
+    }
+
+    #[test]
+    fn standby_is_a_flag_without_value() {
+        let args = parse(&["--standby", "--model-dir", "/m", "--ort-dylib", "/l.so"]).unwrap();
+        assert!(args.standby);
+        assert_eq!(args.model_dir, PathBuf::from("/m"));
+        let args = parse(&["--model-dir", "/m", "--ort-dylib", "/l.so", "--standby"]).unwrap();
+        assert!(args.standby);
     }
 
     #[test]

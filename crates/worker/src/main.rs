@@ -2,10 +2,12 @@
 //!
 //! Started by the supervisor with its own process group and a parent-death signal. Loads
 //! ONNX Runtime and the models once, says hello, then answers frames from stdin on stdout
-//! until stdin closes, a `shutdown` arrives or the parent dies. Logs go to stderr, which the
-//! supervisor forwards to Python's `logging`.
+//! until stdin closes, a `shutdown` arrives or the parent dies. With `--standby` the model
+//! sessions (and so the CUDA context) are created on the first OCR task instead. Logs go to
+//! stderr, which the supervisor forwards to Python's `logging`.
 
 mod args;
+mod lazy_engine;
 mod logger;
 mod serve;
 

@@ -13,6 +13,7 @@ use vram_orch_protocol::{
 };
 
 use crate::args::Args;
+use crate::lazy_engine::LazyEngine;
 
 /// Exit codes the supervisor reads (beside signals).
 const EXIT_SETUP_FAILED: u8 = 3;
@@ -73,11 +74,19 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         intra_threads: args.threads,
         vram_limit_mb: args.vram_limit_mb,
     };
-    let mut engine = match Engine::new(&options) {
+    let mut engine = match LazyEngine::start(&options, args.standby) {
         Ok(engine) => engine,
-        Err(e) => return fatal(&mut out, ErrorKind::Setup, &e, EXIT_SETUP_FAILED),
+        Err(e) => {
+            return fatal(
+                &mut out,
+                None,
+                ErrorKind::Setup,
+                e.to_string(),
+                EXIT_SETUP_FAILED,
+            )
+        }
     };
-    let info = engine.info();
+    let info = engine.info().clone();
     let hello = Hello {
         protocol_version: PROTOCOL_VERSION,
         pid: std::process::id(),
@@ -86,8 +95,13 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         device: info.device,
         models: info.models,
         load_ms: started.elapsed().as_secs_f64() * 1e3,
+        standby: args.standby,
     };
-    log::info!("ready on {} in {:.0} ms", hello.device, hello.load_ms);
+    if hello.standby {
+        log::info!("standby on {} in {:.0} ms", hello.device, hello.load_ms);
+    } else {
+        log::info!("ready on {} in {:.0} ms", hello.device, hello.load_ms);
+    }
     if write_frame(&mut out, &Response::Hello(hello), &[]).is_err() {
         return ExitCode::SUCCESS; // the supervisor is gone
     }
@@ -97,7 +111,15 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         let frame = match read_frame::<Request>(&mut input, args.max_frame_bytes) {
             Ok(frame) => frame,
             Err(FrameError::Eof) => return ExitCode::SUCCESS,
-            Err(e) => return fatal(&mut out, ErrorKind::Protocol, &e, EXIT_PROTOCOL_ERROR),
+            Err(e) => {
+                return fatal(
+                    &mut out,
+                    None,
+                    ErrorKind::Protocol,
+                    e.to_string(),
+                    EXIT_PROTOCOL_ERROR,
+                )
+            }
         };
         let response = match frame.header {
             Request::Shutdown => return ExitCode::SUCCESS,
@@ -109,7 +131,20 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
             },
             Request::Ocr { id, input, options } => {
                 tasks_served += 1;
-                match ocr(&mut engine, &input, &frame.payload, &options) {
+                // A standby worker that cannot activate is as broken as one that cannot start.
+                let (engine, activate_ms) = match engine.get() {
+                    Ok(active) => active,
+                    Err(e) => {
+                        return fatal(
+                            &mut out,
+                            Some(id),
+                            ErrorKind::Setup,
+                            error_message(e),
+                            EXIT_SETUP_FAILED,
+                        )
+                    }
+                };
+                match ocr(engine, &input, &frame.payload, &options, activate_ms) {
                     Ok(result) => Response::OcrDone { id, result },
                     Err(e) => Response::Error {
                         id: Some(id),
@@ -125,19 +160,17 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
     }
 }
 
-/// Logs a fatal error, tells the supervisor (a frame without task id) and picks the exit code.
+/// Logs a fatal error, tells the supervisor and exits with `code`. The frame carries the
+/// task's id when a task triggered the failure (so that task fails), else none.
 fn fatal(
     out: &mut impl Write,
+    id: Option<u64>,
     kind: ErrorKind,
-    error: &dyn std::fmt::Display,
+    message: String,
     code: u8,
 ) -> ExitCode {
-    log::error!("{error}");
-    let response = Response::Error {
-        id: None,
-        kind,
-        message: error.to_string(),
-    };
+    log::error!("{message}");
+    let response = Response::Error { id, kind, message };
     let _ = write_frame(out, &response, &[]);
     ExitCode::from(code)
 }
@@ -147,6 +180,7 @@ fn ocr(
     input: &InputKind,
     payload: &[u8],
     options: &OcrOptions,
+    activate_ms: f64,
 ) -> Result<OcrResult, OcrError> {
     let task = TaskOptions {
         profile: match options.profile {
@@ -196,7 +230,8 @@ fn ocr(
             cls_ms: out.timings.cls_ms,
             rec_ms: out.timings.rec_ms,
             model_ms: out.timings.model_ms,
-            total_ms: out.timings.total_ms,
+            activate_ms,
+            total_ms: out.timings.total_ms + activate_ms,
         },
     })
 }

@@ -154,8 +154,14 @@ impl Dispatcher {
         };
         let (gpu, sampler, readings) = match gpu_memory(&config) {
             Some((gm, Ok((sampler, readings)))) => (Some(gm), Some(sampler), readings),
-            Some((gm, Err(e))) => {
-                log::error!(target: LOG_TARGET, "cannot start the GPU sampler thread: {e}");
+            Some((mut gm, Err(e))) => {
+                // No readings will come: admit without measuring rather than wait forever.
+                let reason = format!("cannot start the GPU sampler thread: {e}");
+                log::error!(target: LOG_TARGET, "{reason}");
+                gm.on_reading(
+                    Instant::now(),
+                    crate::gpu::GpuReport::Unavailable { reason },
+                );
                 (Some(gm), None, crossbeam_channel::never())
             }
             None => (None, None, crossbeam_channel::never()),

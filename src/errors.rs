@@ -92,15 +92,13 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
         TaskError::InsufficientVram { .. } => InsufficientVram::new_err(message),
         TaskError::Cancelled => pyo3::exceptions::asyncio::CancelledError::new_err(message),
     };
+    // Attributes are extras on an exception that already carries the message: a failure to
+    // set one must not replace the error being raised.
     let value = err.value(py);
-    let set = |name: &str, v: Bound<'_, PyAny>| {
-        let _ = value.setattr(name, v);
-    };
     match error {
-        TaskError::TaskTimeout { limit_s } => set(
-            "limit_s",
-            limit_s.into_pyobject(py).expect("float").into_any(),
-        ),
+        TaskError::TaskTimeout { limit_s } => {
+            let _ = value.setattr("limit_s", limit_s);
+        }
         TaskError::WorkerCrashed {
             exit_code,
             signal,
@@ -108,19 +106,10 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
             attempts,
             ..
         } => {
-            set(
-                "exit_code",
-                exit_code.into_pyobject(py).expect("int").into_any(),
-            );
-            set("signal", signal.into_pyobject(py).expect("int").into_any());
-            set(
-                "stderr_tail",
-                stderr_tail.into_pyobject(py).expect("str").into_any(),
-            );
-            set(
-                "attempts",
-                attempts.into_pyobject(py).expect("int").into_any(),
-            );
+            let _ = value.setattr("exit_code", exit_code);
+            let _ = value.setattr("signal", signal);
+            let _ = value.setattr("stderr_tail", stderr_tail);
+            let _ = value.setattr("attempts", attempts);
         }
         TaskError::InsufficientVram {
             required_mb,
@@ -128,18 +117,12 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
             device,
             ..
         } => {
-            set(
-                "required_mb",
-                required_mb.into_pyobject(py).expect("float").into_any(),
-            );
-            set(
-                "available_mb",
-                available_mb.into_pyobject(py).expect("float").into_any(),
-            );
-            set("device", device.into_pyobject(py).expect("str").into_any());
+            let _ = value.setattr("required_mb", required_mb);
+            let _ = value.setattr("available_mb", available_mb);
+            let _ = value.setattr("device", device);
         }
         TaskError::QueueFull { limit } => {
-            set("limit", limit.into_pyobject(py).expect("int").into_any())
+            let _ = value.setattr("limit", limit);
         }
         _ => {}
     }

@@ -79,13 +79,15 @@ def pid_namespace_is_nested() -> bool:
     return False
 
 
-def _resolve_device(
-    requested: str, dylib: Any, gpu: dict[str, Any], cuda_ep: bool
-) -> tuple[list[int], str]:
+def _resolve_device(requested: str, dylib: Any, scripted: str | None) -> tuple[list[int], str]:
     """Turns auto/cpu/cuda/cuda:N into the NVML indices workers may use (none: CPU), with
-    the reason, or fails clearly. ``cuda`` and ``auto`` use every visible GPU."""
+    the reason, or fails clearly. ``cuda`` and ``auto`` use every visible GPU. NVML and the
+    ONNX Runtime library are only inspected when a GPU may be used."""
     if requested == "cpu":
         return [], "VRAM_ORCH_DEVICE=cpu"
+    gpu = gpu_report(scripted)
+    # A scripted GPU runs stand-in workers: no CUDA provider needed.
+    cuda_ep = scripted is not None or resources.has_cuda_provider(dylib)
     available = gpu["status"] == "available"
     devices = _visible(gpu.get("devices", [])) if available else []
     if requested == "auto":
@@ -179,13 +181,9 @@ class OcrPool:
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
         self._model_dir = resources.model_dir(s.model_dir)
-        if s.device == "cpu":
-            self._gpus, self._device_reason = [], "VRAM_ORCH_DEVICE=cpu"
-        else:
-            cuda_ep = self._scripted_gpu is not None or resources.has_cuda_provider(self._ort_dylib)
-            self._gpus, self._device_reason = _resolve_device(
-                s.device, self._ort_dylib, gpu_report(self._scripted_gpu), cuda_ep
-            )
+        self._gpus, self._device_reason = _resolve_device(
+            s.device, self._ort_dylib, self._scripted_gpu
+        )
         self._device = "cpu" if not self._gpus else "cuda:" + ",".join(str(i) for i in self._gpus)
         if self._device == "cpu":
             log.info("workers run on CPU: %s", self._device_reason)

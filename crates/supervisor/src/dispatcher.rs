@@ -735,16 +735,16 @@ impl Dispatcher {
                     gm.unreserve(id);
                 }
             }
-        }
-        if self.closing == Some(false) && self.queue.is_empty() {
-            let idle: Vec<u64> = self
-                .workers
-                .iter()
-                .filter(|(_, w)| matches!(w.state, State::Idle { .. } | State::Starting))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in idle {
-                self.stop(id, ExitReason::Close, String::new(), None);
+            if self.closing == Some(false) {
+                let idle: Vec<u64> = self
+                    .workers
+                    .iter()
+                    .filter(|(_, w)| matches!(w.state, State::Idle { .. } | State::Starting))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in idle {
+                    self.stop(id, ExitReason::Close, String::new(), None);
+                }
             }
         }
         self.keep_standby();
@@ -839,8 +839,7 @@ impl Dispatcher {
                         break;
                     };
                     if let Some(gm) = self.gpu.as_mut() {
-                        let pid = self.workers[&id].process.pid;
-                        gm.reserve_spawn(id, pid, device, need);
+                        gm.reserve_spawn(id, device, need);
                     }
                     pos += 1;
                 }

@@ -366,9 +366,8 @@ impl GpuMemory {
         }
     }
 
-    /// Reserves a placement's need for the worker just spawned for it.
-    pub fn reserve_spawn(&mut self, worker: u64, pid: u32, device: u32, need: Requirement) {
-        self.track(worker, pid, device);
+    /// Reserves a placement's need for the worker just spawned (and tracked) for it.
+    pub fn reserve_spawn(&mut self, worker: u64, device: u32, need: Requirement) {
         let free = self.device(device).map(|d| d.free_mb).unwrap_or(0.0);
         // Placement checked the fit a moment ago with the same reading: this admits.
         let _ = self.admission.decide(worker, device, free, need, 0.0);
@@ -476,20 +475,14 @@ impl GpuMemory {
 
     /// A tracked worker starts a task of kind `key`.
     pub fn task_started(&mut self, worker: u64, key: String) {
-        let busy_on: HashMap<u32, usize> =
-            self.workers
-                .values()
-                .filter(|w| w.task.is_some())
-                .fold(HashMap::new(), |mut m, w| {
-                    *m.entry(w.device).or_default() += 1;
-                    m
-                });
-        let device_used = |d: u32| self.device(d).map(|x| x.used_mb).unwrap_or(0.0);
         let Some(device) = self.workers.get(&worker).map(|w| w.device) else {
             return;
         };
-        let used = device_used(device);
-        let alone = busy_on.get(&device).copied().unwrap_or(0) == 0;
+        let used = self.device(device).map_or(0.0, |d| d.used_mb);
+        let alone = !self
+            .workers
+            .values()
+            .any(|w| w.device == device && w.task.is_some());
         if let Some(w) = self.workers.get_mut(&worker) {
             w.task = Some(TaskVram {
                 key,

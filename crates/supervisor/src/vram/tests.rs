@@ -116,7 +116,8 @@ fn spawns_on_the_device_with_most_room_and_reserves_until_the_peak_shows() {
         panic!("{p:?}")
     };
     assert_eq!(device, 1);
-    gm.reserve_spawn(1, 101, device, need);
+    gm.track(1, 101, device);
+    gm.reserve_spawn(1, device, need);
     // Room left: device 1 has 4000 - 1200 reserved - 100 margin = 2700, device 0 1400.
     // Reservations count although NVML still shows device 1 entirely free.
     for (worker, expected) in [(2, 1), (3, 1), (4, 0)] {
@@ -124,7 +125,8 @@ fn spawns_on_the_device_with_most_room_and_reserves_until_the_peak_shows() {
             panic!("worker {worker}")
         };
         assert_eq!(device, expected, "worker {worker}");
-        gm.reserve_spawn(worker, 100 + worker as u32, device, need);
+        gm.track(worker, 100 + worker as u32, device);
+        gm.reserve_spawn(worker, device, need);
     }
     assert_eq!(gm.admission.available_mb(1, 4000.0), 300.0);
     m.set(0, 60, 500.0); // another process arrives on device 0
@@ -188,7 +190,8 @@ fn never_admits_past_free_memory_minus_margin_while_workers_ramp_up() {
         gm.on_reading(t, m.report());
         if let Placement::Spawn { device, need } = gm.place(t, "default", PX, &[], true) {
             spawned += 1;
-            gm.reserve_spawn(spawned, 100 + spawned as u32, device, need);
+            gm.track(spawned, 100 + spawned as u32, device);
+            gm.reserve_spawn(spawned, device, need);
         }
         // Workers allocate slowly: each reaches its 1000 MB three steps after its spawn.
         for w in 1..=spawned {

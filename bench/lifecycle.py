@@ -2,7 +2,8 @@
 FREE_VRAM_ON_IDLE on and off, against process-per-task and a ProcessPoolExecutor running
 RapidOCR, all in one run on the same images.
 
-    python bench/lifecycle.py [--tasks 200] [--burst 50] [--workers 2] [--skip-rapidocr]
+    python bench/lifecycle.py [--tasks 200] [--burst 50] [--workers 2] [--rounds 3]
+                              [--skip-rapidocr]
 
 Prints medians and the ratios the lifecycle targets are stated in. Needs the package
 installed (``make install``) and, for the RapidOCR rows, ``pip install '.[bench]'``.
@@ -47,15 +48,20 @@ def dispatch_overhead(n: int) -> tuple[float, float, float]:
     return statistics.median(trips), statistics.median(overheads), pct(overheads, 0.99)
 
 
-def cold_start(repeats: int) -> float:
-    """New pool to first result (spawn, load ONNX Runtime and models, first run)."""
-    times = []
+def cold_start(repeats: int) -> tuple[float, float]:
+    """New pool to first result (spawn, load ONNX Runtime and models, first run), with the
+    graph cache (filled by an earlier worker) and without it, interleaved."""
+    times: dict[str, list[float]] = {"cache": [], "off": []}
+    with vo.OcrPool(device="cpu", max_workers=1) as pool:
+        pool.ocr(LINES[0])  # fills the cache if it is empty
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        with vo.OcrPool(device="cpu", max_workers=1) as pool:
-            pool.ocr(LINES[0])
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for key in times:
+            t0 = time.perf_counter()
+            cache = {"graph_cache_dir": "off"} if key == "off" else {}
+            with vo.OcrPool(device="cpu", max_workers=1, **cache) as pool:
+                pool.ocr(LINES[0])
+            times[key].append(time.perf_counter() - t0)
+    return statistics.median(times["cache"]), statistics.median(times["off"])
 
 
 def cold_first_result(standby: bool, repeats: int) -> float:
@@ -80,9 +86,18 @@ def cold_first_result(standby: bool, repeats: int) -> float:
 
 
 def burst(n: int, workers: int, **settings: object) -> float:
-    """Seconds to finish n line images submitted at once (pool created beforehand)."""
+    """Seconds to finish n line images submitted at once to a pool that has served work
+    before: with FREE_VRAM_ON_IDLE off its workers are warm; on, they have exited (as in a
+    service whose burst follows an idle spell) and the burst pays their start."""
     images = [LINES[i % len(LINES)] for i in range(n)]
     with vo.OcrPool(device="cpu", max_workers=workers, **settings) as pool:
+        for f in [pool.submit(p) for p in images[:workers]]:
+            f.result()
+        deadline = time.monotonic() + 10
+        while pool.settings.free_vram_on_idle and pool.runtime_info()["workers"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("idle workers did not exit")
+            time.sleep(0.01)
         t0 = time.perf_counter()
         for f in [pool.submit(p) for p in images]:
             f.result()
@@ -157,6 +172,7 @@ def main() -> int:
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--dispatch", type=int, default=300)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the bursts")
     ap.add_argument("--skip-rapidocr", action="store_true")
     args = ap.parse_args()
     print(
@@ -167,8 +183,11 @@ def main() -> int:
     trip, over50, over99 = dispatch_overhead(args.dispatch)
     print(f"warm dispatch round trip p50          {trip:8.2f} ms")
     print(f"dispatch overhead (minus worker) p50  {over50:8.3f} ms   p99 {over99:.3f} ms")
-    cold = cold_start(3)
-    print(f"cold start to first result (median)   {cold:8.2f} s")
+    cold, no_cache = cold_start(5)
+    print(
+        f"cold start to first result (median)   {cold:8.2f} s   "
+        f"without the graph cache {no_cache:.2f} s ({no_cache / cold:.2f}x)"
+    )
     no_standby = cold_first_result(False, 5)
     with_standby = cold_first_result(True, 5)
     print(
@@ -177,11 +196,24 @@ def main() -> int:
     )
 
     threads = {"threads": 1}
-    on = burst(args.burst, args.workers, free_vram_on_idle=True, **threads)
-    off = burst(args.burst, args.workers, free_vram_on_idle=False, **threads)
-    per_task = burst(
-        args.burst, args.workers, free_vram_on_idle=True, max_tasks_per_worker=1, **threads
-    )
+    # Interleaved rounds, medians: one burst is a few seconds, and a noisy neighbour on a
+    # small machine moves a single run by 10 % or more.
+    rounds = [
+        (
+            burst(args.burst, args.workers, free_vram_on_idle=True, **threads),
+            burst(args.burst, args.workers, free_vram_on_idle=False, **threads),
+            burst(
+                args.burst,
+                args.workers,
+                free_vram_on_idle=True,
+                max_tasks_per_worker=1,
+                **threads,
+            ),
+        )
+        for _ in range(args.rounds)
+    ]
+    on, off, per_task = (statistics.median(column) for column in zip(*rounds))
+    print(f"bursts: medians of {args.rounds} interleaved rounds")
     print(f"burst of {args.burst}: FREE_VRAM_ON_IDLE on  {on:7.2f} s")
     print(f"burst of {args.burst}: FREE_VRAM_ON_IDLE off {off:7.2f} s   on/off = {on / off:.3f}")
     print(

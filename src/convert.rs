@@ -90,6 +90,7 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
         max_retries: get(d, "max_retries")?,
         threads_per_worker: get(d, "threads_per_worker")?,
         vram_limit_mb,
+        graph_cache: get(d, "graph_cache")?,
         gpu,
         standby: get(d, "standby")?,
         default_options: ocr_options(d)?,

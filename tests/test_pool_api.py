@@ -210,3 +210,32 @@ def test_full_queue_waits_for_room_when_asked(make_pool, ocrset):
     assert pool.runtime_info()["counters"]["succeeded"] >= 1
     for f in (running, queued, waited):
         assert f.result(timeout=120)["lines"]
+
+
+def _worker_argv(pool: vo.OcrPool) -> list[str]:
+    pid = pool.runtime_info()["workers"][0]["pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+def test_graph_cache_is_filled_once_and_can_be_turned_off(make_pool, ocrset, tmp_path):
+    path = ocrset / "02_line_pangram.png"
+    cache = tmp_path / "graphs"
+    first = make_pool(free_vram_on_idle=False, max_workers=1, graph_cache_dir=str(cache))
+    assert _text(first.ocr(path)) == "The quick brown fox jumps over the lazy dog."
+    saved = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert sorted(name.split("-")[0] for name in saved) == ["cls", "det", "rec"], saved
+    assert all(name.endswith(".onnx") for name in saved), saved
+
+    # The next worker loads the saved graphs: same text, nothing rewritten.
+    second = make_pool(free_vram_on_idle=False, max_workers=1, graph_cache_dir=str(cache))
+    assert _text(second.ocr(path)) == "The quick brown fox jumps over the lazy dog."
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == saved
+    argv = _worker_argv(second)
+    assert argv[argv.index("--graph-cache") + 1] == str(cache)
+
+    off = make_pool(free_vram_on_idle=False, max_workers=1, graph_cache_dir="off")
+    assert _text(off.ocr(path)) == "The quick brown fox jumps over the lazy dog."
+    assert "--graph-cache" not in _worker_argv(off)
+    assert off.runtime_info()["graph_cache"] is None
+    assert second.runtime_info()["graph_cache"] == str(cache)

@@ -120,6 +120,13 @@ def _resolve_device(requested: str, dylib: Any, scripted: str | None) -> tuple[l
     return [index], f"VRAM_ORCH_DEVICE={requested}"
 
 
+def _graph_cache(setting: str | None) -> str | None:
+    """The graph cache folder workers get: the setting, 'off' for none, else the default."""
+    if setting == "off":
+        return None
+    return setting or str(resources.graph_cache_dir())
+
+
 def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
     """The worker's whole environment: a clean one plus what it needs."""
     keep = (
@@ -200,6 +207,7 @@ class OcrPool:
             "admission_timeout_s": s.admission_timeout_s,
             "vram_growth_mb": s.worker_vram_growth_mb,
             "profile_dir": s.profile_dir or str(resources.profile_dir()),
+            "graph_cache": _graph_cache(s.graph_cache_dir),
             "standby": s.free_vram_on_idle
             and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
             "worker_env": _worker_env(
@@ -441,6 +449,8 @@ class OcrPool:
             "profile": s.ocr_profile,
             "ort_dylib": str(self._ort_dylib),
             "model_dir": str(self._model_dir),
+            # Used by CPU workers only; None when turned off.
+            "graph_cache": self._native_config["graph_cache"],
             "worker_bin": str(self._worker_bin),
             "settings_sources": dict(s.sources),
         }

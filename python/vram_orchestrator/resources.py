@@ -116,6 +116,11 @@ def profile_dir() -> Path:
     return _cache_root() / "profiles"
 
 
+def graph_cache_dir() -> Path:
+    """Default home of graph-optimised models (``VRAM_ORCH_GRAPH_CACHE_DIR`` overrides it)."""
+    return _cache_root() / "graphs"
+
+
 def _has_models(folder: Path) -> bool:
     return all((folder / name).is_file() for name in MODELS)
 

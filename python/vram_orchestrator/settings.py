@@ -116,6 +116,10 @@ def _path(text: str) -> str:
     return os.path.abspath(os.path.expanduser(text.strip()))
 
 
+def _path_or_off(text: str) -> str:
+    return "off" if text.strip().lower() == "off" else _path(text)
+
+
 @dataclass(frozen=True)
 class EnvVar:
     """One setting: its environment name, keyword, parser, default and meaning."""
@@ -257,6 +261,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         None,
         "Where learned per-task VRAM peaks are kept (peaks.json); default: the user cache.",
     ),
+    _v(
+        "VRAM_ORCH_GRAPH_CACHE_DIR",
+        _path_or_off,
+        None,
+        "Where CPU workers keep graph-optimised copies of the models, so workers after the "
+        "first start faster; 'off' disables it; default: the user cache.",
+    ),
     _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
     _v(
         "VRAM_ORCH_PIPELINE",
@@ -305,6 +316,7 @@ class Settings:
     model_dir: str | None = None
     ort_dylib: str | None = None
     profile_dir: str | None = None
+    graph_cache_dir: str | None = None
     worker_bin: str | None = None
     pipeline: str = "auto"
     worker_log: str = "auto"

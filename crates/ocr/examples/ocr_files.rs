@@ -50,6 +50,7 @@ fn main() {
         device: Device::Cpu,
         intra_threads: threads,
         vram_limit_mb: None,
+        graph_cache: None,
     };
     let t0 = Instant::now();
     let mut engine = Engine::new(&opts).unwrap_or_else(|e| fail(&e.to_string()));

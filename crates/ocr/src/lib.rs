@@ -13,6 +13,7 @@ mod det;
 mod engine;
 mod error;
 pub mod geometry;
+mod graph_cache;
 mod normalize;
 mod pipeline;
 mod rec;

@@ -10,6 +10,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
+use crate::graph_cache::{self, Entry, GraphCache};
 use crate::{Device, EngineOptions, OcrError};
 
 /// The environment and the ORT version, or why they could not be had. Kept for the
@@ -77,29 +78,76 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    /// Creates the session from the model's bytes; `path` names it in errors.
+    /// Creates the session from the model's bytes; `path` names it in errors. A CPU
+    /// session goes through `cache` when there is one: a saved optimised graph is loaded
+    /// as is, else the optimised graph is saved for the next worker.
     pub fn load(
         env: &Environment,
         bytes: &[u8],
         path: &Path,
         opts: &EngineOptions,
         name: &str,
+        cache: Option<&GraphCache>,
     ) -> Result<Model, OcrError> {
-        let err =
-            |what: &str, e: &dyn std::fmt::Display| OcrError::Setup(format!("{name}: {what}: {e}"));
-        let mut b = Session::builder(env).map_err(|e| err("session builder", &e))?;
         // Det: extended optimisation, not ALL. ALL adds the NCHWc layout transform, whose
         // reordered copies of the large det activations raise a 1280x1792 page's peak RSS
         // by ~100 MB for no measurable speed gain on det; det outputs are unchanged (the
         // parity test's boxes stay exact). Cls/rec keep ALL.
-        let lvl = if name == "det" {
-            GraphOptimizationLevel::Level2
+        let (level, level_name) = if name == "det" {
+            (GraphOptimizationLevel::Level2, "extended")
         } else {
-            GraphOptimizationLevel::All
+            (GraphOptimizationLevel::All, "all")
         };
+        let entry = match (opts.device, cache) {
+            (Device::Cpu, Some(cache)) => Some(cache.entry(name, bytes, level_name)),
+            _ => None,
+        };
+        if let Some(Entry {
+            file,
+            saved: Some(graph),
+            ..
+        }) = &entry
+        {
+            let off = GraphOptimizationLevel::Disable;
+            match Model::build(env, graph, file, opts, name, off, None) {
+                Ok(model) => return Ok(model),
+                Err(e) => graph_cache::discard(file, &e),
+            }
+        }
+        let tmp = entry.as_ref().map(|e| e.tmp.as_path());
+        let model = Model::build(env, bytes, path, opts, name, level, tmp);
+        if let Some(e) = &entry {
+            match model {
+                Ok(_) => graph_cache::publish(&e.tmp, &e.file),
+                Err(_) => {
+                    let _ = std::fs::remove_file(&e.tmp);
+                }
+            }
+        }
+        model
+    }
+
+    /// One session at `level`; ONNX Runtime writes the optimised graph to `save` if given.
+    fn build(
+        env: &Environment,
+        bytes: &[u8],
+        path: &Path,
+        opts: &EngineOptions,
+        name: &str,
+        level: GraphOptimizationLevel,
+        save: Option<&Path>,
+    ) -> Result<Model, OcrError> {
+        let err =
+            |what: &str, e: &dyn std::fmt::Display| OcrError::Setup(format!("{name}: {what}: {e}"));
+        let mut b = Session::builder(env).map_err(|e| err("session builder", &e))?;
         b = b
-            .with_optimization_level(lvl)
+            .with_optimization_level(level)
             .map_err(|e| err("optimisation level", &e))?;
+        if let Some(save) = save {
+            b = b
+                .with_optimized_model_path(save)
+                .map_err(|e| err("optimised model path", &e))?;
+        }
         if opts.intra_threads > 0 {
             b = b
                 .with_intra_threads(opts.intra_threads)

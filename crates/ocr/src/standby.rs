@@ -10,6 +10,7 @@ use ort::environment::Environment;
 
 use crate::ctc::Charset;
 use crate::engine::{Engine, CLS_MODEL, DET_MODEL, REC_MODEL};
+use crate::graph_cache::GraphCache;
 use crate::pipeline::Pipeline;
 use crate::runtime::{environment, providers_available, Model};
 use crate::{cuda_libs, Device, EngineInfo, EngineOptions, OcrError};
@@ -17,6 +18,7 @@ use crate::{cuda_libs, Device, EngineInfo, EngineOptions, OcrError};
 pub struct Standby {
     env: &'static Environment,
     opts: EngineOptions,
+    graph_cache: Option<GraphCache>,
     info: EngineInfo,
     det: ModelFile,
     cls: ModelFile,
@@ -44,8 +46,14 @@ impl ModelFile {
         Ok(ModelFile { path, bytes })
     }
 
-    fn load(&self, env: &Environment, opts: &EngineOptions, name: &str) -> Result<Model, OcrError> {
-        Model::load(env, &self.bytes, &self.path, opts, name)
+    fn load(
+        &self,
+        env: &Environment,
+        opts: &EngineOptions,
+        name: &str,
+        cache: Option<&GraphCache>,
+    ) -> Result<Model, OcrError> {
+        Model::load(env, &self.bytes, &self.path, opts, name, cache)
     }
 }
 
@@ -68,9 +76,14 @@ impl Standby {
             },
             models: vec![DET_MODEL.into(), CLS_MODEL.into(), REC_MODEL.into()],
         };
+        let graph_cache = match (&opts.graph_cache, opts.device) {
+            (Some(dir), Device::Cpu) => GraphCache::open(dir, version),
+            _ => None,
+        };
         Ok(Standby {
             env,
             opts: opts.clone(),
+            graph_cache,
             info,
             det,
             cls,
@@ -85,11 +98,24 @@ impl Standby {
 
     /// Creates the three sessions (on CUDA: the context and the arena) and the engine. The
     /// model bytes are dropped once the sessions hold their own copy.
+    ///
+    /// Rec is created on a second thread while det and cls are created here: session
+    /// creation is CPU-bound graph work and rec's takes as long as the other two together,
+    /// so a worker is ready sooner whenever a second core is free.
     pub fn activate(self) -> Result<Engine, OcrError> {
-        let (env, opts) = (self.env, &self.opts);
-        let det = self.det.load(env, opts, "det")?;
-        let cls = self.cls.load(env, opts, "cls")?;
-        let rec = self.rec.load(env, opts, "rec")?;
+        let (env, opts, cache) = (self.env, &self.opts, self.graph_cache.as_ref());
+        let (det_cls, rec) = std::thread::scope(|s| {
+            let rec = s.spawn(|| self.rec.load(env, opts, "rec", cache));
+            let det_cls = self
+                .det
+                .load(env, opts, "det", cache)
+                .and_then(|det| Ok((det, self.cls.load(env, opts, "cls", cache)?)));
+            let rec = rec
+                .join()
+                .unwrap_or_else(|_| Err(OcrError::Setup("rec: session creation panicked".into())));
+            (det_cls, rec)
+        });
+        let ((det, cls), rec) = (det_cls?, rec?);
         let dict = rec.metadata("character").ok_or_else(|| {
             OcrError::Setup(format!(
                 "{REC_MODEL} has no \"character\" metadata (the dictionary); use the PP-OCRv4 rec model from rapidocr_onnxruntime 1.4.4"

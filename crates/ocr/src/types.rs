@@ -34,6 +34,9 @@ pub struct EngineOptions {
     pub intra_threads: usize,
     /// CUDA arena limit (`gpu_mem_limit`), when set.
     pub vram_limit_mb: Option<u64>,
+    /// Folder for graph-optimised copies of the models (CPU sessions only): workers after
+    /// the first skip graph optimisation. `None`: every session optimises its graph.
+    pub graph_cache: Option<PathBuf>,
 }
 
 /// Input bounds, checked before anything large is allocated.

@@ -15,20 +15,28 @@ fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/ocrset")
 }
 
-fn engine(test: &str) -> Option<Engine> {
+/// CPU engine options from `VRAM_ORCH_MODEL_DIR` and `VRAM_ORCH_ORT_DYLIB`, when both are set.
+fn cpu_options() -> Option<EngineOptions> {
     let (Some(models), Some(dylib)) = (
         std::env::var_os("VRAM_ORCH_MODEL_DIR"),
         std::env::var_os("VRAM_ORCH_ORT_DYLIB"),
     ) else {
-        println!("{test}: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB to run it");
         return None;
     };
-    let opts = EngineOptions {
+    Some(EngineOptions {
         model_dir: models.into(),
         ort_dylib: dylib.into(),
         device: Device::Cpu,
         intra_threads: 0,
         vram_limit_mb: None,
+        graph_cache: None,
+    })
+}
+
+fn engine(test: &str) -> Option<Engine> {
+    let Some(opts) = cpu_options() else {
+        println!("{test}: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB to run it");
+        return None;
     };
     Some(Engine::new(&opts).expect("engine builds"))
 }
@@ -418,11 +426,10 @@ fn cuda_request_never_falls_back_silently() {
         return;
     };
     let opts = EngineOptions {
-        model_dir: std::env::var_os("VRAM_ORCH_MODEL_DIR").unwrap().into(),
-        ort_dylib: std::env::var_os("VRAM_ORCH_ORT_DYLIB").unwrap().into(),
         device: Device::Cuda(0),
         intra_threads: 1,
         vram_limit_mb: Some(512),
+        ..cpu_options().unwrap()
     };
     match Engine::new(&opts) {
         // A machine with onnxruntime-gpu and a GPU: it must then actually run.
@@ -516,13 +523,7 @@ fn standby_activates_into_the_same_engine() {
     let Some(mut eng) = engine("standby_activates_into_the_same_engine") else {
         return;
     };
-    let opts = EngineOptions {
-        model_dir: std::env::var_os("VRAM_ORCH_MODEL_DIR").unwrap().into(),
-        ort_dylib: std::env::var_os("VRAM_ORCH_ORT_DYLIB").unwrap().into(),
-        device: Device::Cpu,
-        intra_threads: 0,
-        vram_limit_mb: None,
-    };
+    let opts = cpu_options().unwrap();
     let standby = Engine::preload(&opts).expect("standby");
     let info = serde_json::to_value(standby.info()).unwrap();
     assert_eq!(info, serde_json::to_value(eng.info()).unwrap());
@@ -552,4 +553,75 @@ fn standby_activates_into_the_same_engine() {
         Err(e) => panic!("a missing model must be a Setup error, got {e:?}"),
         Ok(_) => panic!("preload without models succeeded"),
     }
+}
+
+#[test]
+fn graph_cache_gives_the_same_results() {
+    let Some(mut plain) = engine("graph_cache_gives_the_same_results") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("vram-orch-graphs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = EngineOptions {
+        graph_cache: Some(dir.clone()),
+        ..cpu_options().unwrap()
+    };
+    let saved = || -> Vec<(String, u64)> {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().len(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    // A page with the default profile; the reference profile (slow on pages) on a line.
+    let cases: Vec<(Vec<u8>, Profile)> = [
+        ("13_page_paragraph.png", Profile::Default),
+        ("02_line_pangram.png", Profile::Default),
+        ("02_line_pangram.png", Profile::Reference),
+    ]
+    .iter()
+    .map(|&(f, p)| (std::fs::read(data_dir().join(f)).unwrap(), p))
+    .collect();
+    let mut same_as_plain = |eng: &mut Engine, when: &str| {
+        for (img, profile) in &cases {
+            let a = plain
+                .run(ImageInput::Encoded(img), &task(*profile))
+                .unwrap();
+            let b = eng.run(ImageInput::Encoded(img), &task(*profile)).unwrap();
+            assert!(!a.lines.is_empty());
+            assert_eq!(a.lines, b.lines, "{when}, {profile:?}");
+        }
+    };
+
+    // A miss optimises and saves one graph per model, nothing else (no temp files).
+    let mut first = Engine::new(&opts).expect("engine with an empty cache");
+    let files = saved();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for (name, len) in &files {
+        assert!(
+            name.ends_with(".onnx") && *len > 100_000,
+            "{name}: {len} bytes"
+        );
+    }
+    same_as_plain(&mut first, "cache miss");
+
+    // A hit loads them and leaves them as they are.
+    let mut second = Engine::new(&opts).expect("engine from the cache");
+    assert_eq!(saved(), files);
+    same_as_plain(&mut second, "cache hit");
+
+    // A damaged graph is dropped, the model optimised again and a good graph saved.
+    let rec = files.iter().find(|(n, _)| n.starts_with("rec-")).unwrap();
+    std::fs::write(dir.join(&rec.0), b"not a model").unwrap();
+    let mut third = Engine::new(&opts).expect("engine past a damaged graph");
+    assert_eq!(saved(), files);
+    same_as_plain(&mut third, "after a damaged graph");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -56,6 +56,8 @@ pub struct PoolConfig {
     pub threads_per_worker: usize,
     /// CUDA arena limit per worker, and the GPU memory past which it is recycled.
     pub vram_limit_mb: Option<u64>,
+    /// Folder for the workers' graph-optimised models (CPU workers use it).
+    pub graph_cache: Option<PathBuf>,
     pub gpu: GpuConfig,
     /// Keep one standby worker (ONNX Runtime loaded, no CUDA context, no VRAM) while idle.
     pub standby: bool,

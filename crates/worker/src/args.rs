@@ -11,6 +11,8 @@ pub struct Args {
     pub device: Device,
     pub threads: usize,
     pub vram_limit_mb: Option<u64>,
+    /// Folder for graph-optimised copies of the models (CPU only).
+    pub graph_cache: Option<PathBuf>,
     pub max_frame_bytes: usize,
     /// The supervisor's pid: if our parent is already someone else, it died before we ran.
     pub parent_pid: Option<u32>,
@@ -26,6 +28,7 @@ impl Args {
         let mut device = Device::Cpu;
         let mut threads = 0;
         let mut vram_limit_mb = None;
+        let mut graph_cache = None;
         let mut max_frame_bytes = vram_orch_protocol::DEFAULT_MAX_FRAME_BYTES;
         let mut parent_pid = None;
         let mut standby = false;
@@ -37,6 +40,7 @@ impl Args {
                 "--device" => device = parse_device(&value()?)?,
                 "--threads" => threads = parse_num(&flag, &value()?)?,
                 "--vram-limit-mb" => vram_limit_mb = Some(parse_num(&flag, &value()?)?),
+                "--graph-cache" => graph_cache = Some(PathBuf::from(value()?)),
                 "--max-frame-bytes" => max_frame_bytes = parse_num(&flag, &value()?)?,
                 "--parent-pid" => parent_pid = Some(parse_num(&flag, &value()?)?),
                 "--standby" => standby = true,
@@ -49,6 +53,7 @@ impl Args {
             device,
             threads,
             vram_limit_mb,
+            graph_cache,
             max_frame_bytes,
             parent_pid,
             standby,
@@ -94,6 +99,8 @@ mod tests {
             "2",
             "--vram-limit-mb",
             "900",
+            "--graph-cache",
+            "/c",
             "--parent-pid",
             "42",
         ])
@@ -101,6 +108,7 @@ mod tests {
         assert_eq!(args.device, Device::Cuda(1));
         assert_eq!(args.threads, 2);
         assert_eq!(args.vram_limit_mb, Some(900));
+        assert_eq!(args.graph_cache, Some(PathBuf::from("/c")));
         assert_eq!(args.parent_pid, Some(42));
         assert!(!args.standby);
     }

@@ -73,6 +73,7 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         device: args.device,
         intra_threads: args.threads,
         vram_limit_mb: args.vram_limit_mb,
+        graph_cache: args.graph_cache.clone(),
     };
     let mut engine = match LazyEngine::start(&options, args.standby) {
         Ok(engine) => engine,

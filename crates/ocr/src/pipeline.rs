@@ -250,7 +250,6 @@ impl Pipeline {
         Ok(lines)
     }
 
-    /// The models with the reference's defects fixed (see docs/profiles.md).
     /// Orientation of `crops` from the cls model: (is "180", score) each.
     fn classify_lines(
         &mut self,
@@ -283,6 +282,7 @@ impl Pipeline {
         )
     }
 
+    /// The models with the reference's defects fixed (see docs/profiles.md).
     pub fn run_default(
         &mut self,
         img: &RgbImage,

@@ -78,8 +78,8 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    /// Creates the session from the model's bytes; `path` names it in errors. A CPU
-    /// session goes through `cache` when there is one: a saved optimised graph is loaded
+    /// Creates the session from the model's bytes; `path` names it in errors. With a
+    /// `cache` (CPU engines only, see `Standby::preload`) a saved optimised graph is loaded
     /// as is, else the optimised graph is saved for the next worker.
     pub fn load(
         env: &Environment,
@@ -98,10 +98,7 @@ impl Model {
         } else {
             (GraphOptimizationLevel::All, "all")
         };
-        let entry = match (opts.device, cache) {
-            (Device::Cpu, Some(cache)) => Some(cache.entry(name, bytes, level_name)),
-            _ => None,
-        };
+        let entry = cache.map(|c| c.entry(name, bytes, level_name));
         if let Some(Entry {
             file,
             saved: Some(graph),

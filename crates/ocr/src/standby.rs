@@ -76,6 +76,7 @@ impl Standby {
             },
             models: vec![DET_MODEL.into(), CLS_MODEL.into(), REC_MODEL.into()],
         };
+        // CPU only: a CUDA session's optimised graph depends on the GPU and the provider.
         let graph_cache = match (&opts.graph_cache, opts.device) {
             (Some(dir), Device::Cpu) => GraphCache::open(dir, version),
             _ => None,

@@ -80,7 +80,8 @@ impl WorkerProcess {
             .arg(config.max_frame_bytes.to_string())
             .arg("--parent-pid")
             .arg(std::process::id().to_string());
-        if let Some(dir) = config.graph_cache.as_ref().filter(|_| gpu.is_none()) {
+        // The worker decides whether its sessions use it (CPU ones only).
+        if let Some(dir) = &config.graph_cache {
             cmd.arg("--graph-cache").arg(dir);
         }
         if let Some(mb) = config.vram_limit_mb {

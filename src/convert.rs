@@ -91,6 +91,7 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
         threads_per_worker: get(d, "threads_per_worker")?,
         vram_limit_mb,
         graph_cache: get(d, "graph_cache")?,
+        cudnn_conv_algo: get(d, "cudnn_conv_algo")?,
         gpu,
         standby: get(d, "standby")?,
         default_options: ocr_options(d)?,

@@ -17,6 +17,12 @@ from vram_orchestrator.settings import ENV_VARS, Settings, markdown_table
         ({"VRAM_ORCH_TASK_TIMEOUT_S": "-5"}, "VRAM_ORCH_TASK_TIMEOUT_S", "'-5'", "> 0"),
         ({"VRAM_ORCH_KILL_GRACE_S": "soon"}, "VRAM_ORCH_KILL_GRACE_S", "'soon'", "seconds"),
         ({"VRAM_ORCH_MAX_WORKERS": "0"}, "VRAM_ORCH_MAX_WORKERS", "'0'", ">= 1"),
+        (
+            {"VRAM_ORCH_CUDNN_CONV_ALGO": "fast"},
+            "VRAM_ORCH_CUDNN_CONV_ALGO",
+            "'fast'",
+            "heuristic, exhaustive or default",
+        ),
         ({"FREE_VRAM_ON_IDLE": "maybe"}, "FREE_VRAM_ON_IDLE", "'maybe'", "true/false"),
         (
             {"DOCLING_SERVE_FREE_VRAM_ON_IDLE": "2"},

@@ -234,6 +234,21 @@ def _standbys(pool: vo.OcrPool) -> list[int]:
     return [w["pid"] for w in pool.runtime_info()["workers"] if w["standby"]]
 
 
+def _argv(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().decode().split("\0")
+
+
+def test_the_cudnn_conv_algo_setting_reaches_gpu_workers_only(gpu, make_pool, ocrset):
+    pool, _ = gpu(
+        [8000], pool_factory=make_pool, free_vram_on_idle=False, cudnn_conv_algo="exhaustive"
+    )
+    argv = _argv(pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"])
+    assert argv[argv.index("--cudnn-conv-algo") + 1] == "exhaustive"
+    cpu = make_pool(free_vram_on_idle=False, max_workers=1, cudnn_conv_algo="exhaustive")
+    assert "--cudnn-conv-algo" not in _argv(cpu.ocr(ocrset / "01_line_short.png")["worker"]["pid"])
+
+
 def test_standby_on_cpu_runs_the_real_worker(make_pool, ocrset):
     pool = make_pool(standby=True, max_workers=1)
     assert wait_for(lambda: _standbys(pool), 10)

@@ -208,6 +208,7 @@ class OcrPool:
             "vram_growth_mb": s.worker_vram_growth_mb,
             "profile_dir": s.profile_dir or str(resources.profile_dir()),
             "graph_cache": _graph_cache(s.graph_cache_dir),
+            "cudnn_conv_algo": s.cudnn_conv_algo,
             "standby": s.free_vram_on_idle
             and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
             "worker_env": _worker_env(
@@ -391,13 +392,22 @@ class OcrPool:
         gpu = gpu_report(self._scripted_gpu)
         workers = snap.get("workers", [])
         nested = pid_namespace_is_nested()
+        # The pool gives up per-process readings when NVML's pids prove not to be ours.
+        unmatched = (snap.get("gpu") or {}).get("per_process_readings") is False and not nested
         if gpu["status"] == "available":
-            gpu["per_process_readings"] = (
-                "unavailable: this process runs in a nested pid namespace, NVML lists host "
-                "pids; whole-device readings are used"
-                if nested
-                else "nvml"
-            )
+            if nested:
+                gpu["per_process_readings"] = (
+                    "unavailable: this process runs in a nested pid namespace, NVML lists host "
+                    "pids; whole-device readings are used"
+                )
+            elif unmatched:
+                gpu["per_process_readings"] = (
+                    "unavailable: NVML never listed our workers' pids while device memory "
+                    "rose (a sandbox's own pids); whole-device readings are used"
+                )
+            else:
+                gpu["per_process_readings"] = "nvml"
+        nested = nested or unmatched
         per_pid = {
             p["pid"]: p.get("used_mb")
             for dev in gpu.get("devices", [])

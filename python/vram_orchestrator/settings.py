@@ -96,6 +96,13 @@ def _profile(text: str) -> str:
     return value
 
 
+def _conv_algo(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"heuristic", "exhaustive", "default"}:
+        raise ValueError("expected heuristic, exhaustive or default")
+    return value
+
+
 def _pipeline(text: str) -> str:
     value = text.strip().lower()
     if value not in {"ocr", "docling", "auto"}:
@@ -217,6 +224,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "0 VRAM) when FREE_VRAM_ON_IDLE is on; auto = on for GPU pools.",
     ),
     _v(
+        "VRAM_ORCH_CUDNN_CONV_ALGO",
+        _conv_algo,
+        "heuristic",
+        "How CUDA workers pick cuDNN convolution algorithms for each new input shape: "
+        "heuristic (cuDNN's heuristics, no trial runs), exhaustive (time every algorithm, "
+        "slow on each new shape), default (a fixed algorithm).",
+    ),
+    _v(
         "VRAM_ORCH_ADMISSION_TIMEOUT_S",
         _seconds(),
         30.0,
@@ -307,6 +322,7 @@ class Settings:
     worker_vram_growth_mb: float = 512.0
     vram_margin_mb: float = 256.0
     standby: str = "auto"
+    cudnn_conv_algo: str = "heuristic"
     admission_timeout_s: float = 30.0
     max_retries: int = 1
     ocr_profile: str = "default"

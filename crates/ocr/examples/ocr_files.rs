@@ -5,6 +5,9 @@
 //!   cargo run --release --example ocr_files -- [--profile default|reference] \
 //!   [--threads N] [--repeat N] FILE...
 //! ```
+//! CUDA: `--device cuda:N`, `--conv-algo heuristic|exhaustive|default`, `--arena-shrink`
+//! (shrink the arena after every run), `--small-workspace` (no max cuDNN workspace).
+//!
 //! `--repeat` runs each file N times (after one warm-up run when N > 1) and reports the last
 //! run's output with every run's total time and their median; `--summary` prints only the
 //! file, line count, times and stage timings (no text). The peak RSS (VmHWM) is printed at
@@ -22,6 +25,10 @@ fn main() {
     let mut repeat = 1usize;
     let mut summary = false;
     let mut stdin = false;
+    let mut device = Device::Cpu;
+    let mut conv_algo = vram_orch_ocr::ConvAlgo::default();
+    let mut arena_shrink = false;
+    let mut conv_max_workspace = true;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -37,6 +44,21 @@ fn main() {
             "--repeat" => repeat = parse::<usize>(args.next()).max(1),
             "--summary" => summary = true,
             "--stdin" => stdin = true,
+            "--device" => {
+                device = match args.next().as_deref().and_then(|d| d.strip_prefix("cuda:")) {
+                    Some(n) => Device::Cuda(parse(Some(n.to_string()))),
+                    None => Device::Cpu,
+                }
+            }
+            "--conv-algo" => {
+                conv_algo = args
+                    .next()
+                    .unwrap_or_default()
+                    .parse()
+                    .unwrap_or_else(|e: String| fail(&e))
+            }
+            "--arena-shrink" => arena_shrink = true,
+            "--small-workspace" => conv_max_workspace = false,
             _ => files.push(PathBuf::from(a)),
         }
     }
@@ -47,10 +69,13 @@ fn main() {
     let opts = EngineOptions {
         model_dir: env("VRAM_ORCH_MODEL_DIR").into(),
         ort_dylib: env("VRAM_ORCH_ORT_DYLIB").into(),
-        device: Device::Cpu,
+        device,
         intra_threads: threads,
         vram_limit_mb: None,
         graph_cache: None,
+        conv_algo,
+        arena_shrink,
+        conv_max_workspace,
     };
     let t0 = Instant::now();
     let mut engine = Engine::new(&opts).unwrap_or_else(|e| fail(&e.to_string()));

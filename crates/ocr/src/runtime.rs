@@ -11,7 +11,7 @@ use ort::session::{RunOptions, Session};
 use ort::value::TensorRef;
 
 use crate::graph_cache::{self, Entry, GraphCache};
-use crate::{Device, EngineOptions, OcrError};
+use crate::{ConvAlgo, Device, EngineOptions, OcrError};
 
 /// The environment and the ORT version, or why they could not be had. Kept for the
 /// process: ORT cannot be loaded twice, and a failed load must fail every later engine too.
@@ -170,7 +170,12 @@ impl Model {
                 let mut cuda = ep::CUDA::default()
                     .with_device_id(n as i32)
                     .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested)
-                    .with_conv_algorithm_search(ep::cuda::ConvAlgorithmSearch::Heuristic);
+                    .with_conv_algorithm_search(match opts.conv_algo {
+                        ConvAlgo::Heuristic => ep::cuda::ConvAlgorithmSearch::Heuristic,
+                        ConvAlgo::Exhaustive => ep::cuda::ConvAlgorithmSearch::Exhaustive,
+                        ConvAlgo::Default => ep::cuda::ConvAlgorithmSearch::Default,
+                    })
+                    .with_conv_max_workspace(opts.conv_max_workspace);
                 if let Some(mb) = opts.vram_limit_mb {
                     cuda = cuda.with_memory_limit((mb as usize).saturating_mul(1 << 20));
                 }
@@ -188,9 +193,11 @@ impl Model {
                         ))
                     })?;
                 // Only valid once CUDA is registered: on CPU it fails every run.
-                run_opts
-                    .set("memory.enable_memory_arena_shrinkage", format!("gpu:{n}"))
-                    .map_err(|e| err("run option", &e))?;
+                if opts.arena_shrink {
+                    run_opts
+                        .set("memory.enable_memory_arena_shrinkage", format!("gpu:{n}"))
+                        .map_err(|e| err("run option", &e))?;
+                }
             }
         }
         let session = b

@@ -22,6 +22,35 @@ pub enum Profile {
     Reference,
 }
 
+/// How cuDNN picks a convolution algorithm the first time a session sees an input shape
+/// (ONNX Runtime's `cudnn_conv_algo_search`). OCR inputs change shape with every page and
+/// line width, so this is paid often: see docs/gpu-results.md for the measured choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvAlgo {
+    /// cuDNN's heuristics: no trial runs.
+    #[default]
+    Heuristic,
+    /// Times every algorithm on each new shape, keeps the fastest.
+    Exhaustive,
+    /// One fixed algorithm, no search.
+    Default,
+}
+
+impl std::str::FromStr for ConvAlgo {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ConvAlgo, String> {
+        match s {
+            "heuristic" => Ok(ConvAlgo::Heuristic),
+            "exhaustive" => Ok(ConvAlgo::Exhaustive),
+            "default" => Ok(ConvAlgo::Default),
+            other => Err(format!(
+                "unknown cuDNN conv algorithm search {other:?} (heuristic, exhaustive, default)"
+            )),
+        }
+    }
+}
+
 /// How the engine is built, once per worker.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -37,6 +66,14 @@ pub struct EngineOptions {
     /// Folder for graph-optimised copies of the models (CPU sessions only): workers after
     /// the first skip graph optimisation. `None`: every session optimises its graph.
     pub graph_cache: Option<PathBuf>,
+    /// cuDNN convolution algorithm search (CUDA sessions only).
+    pub conv_algo: ConvAlgo,
+    /// CUDA: shrink the memory arena after every model run (returns freed chunks to the
+    /// device at the cost of allocating them again on the next run).
+    pub arena_shrink: bool,
+    /// CUDA: let cuDNN use as much workspace as its fastest algorithm wants
+    /// (`cudnn_conv_use_max_workspace`).
+    pub conv_max_workspace: bool,
 }
 
 /// Input bounds, checked before anything large is allocated.

@@ -58,6 +58,8 @@ pub struct PoolConfig {
     pub vram_limit_mb: Option<u64>,
     /// Folder for the workers' graph-optimised models (CPU workers use it).
     pub graph_cache: Option<PathBuf>,
+    /// cuDNN convolution algorithm search of CUDA workers: heuristic, exhaustive or default.
+    pub cudnn_conv_algo: String,
     pub gpu: GpuConfig,
     /// Keep one standby worker (ONNX Runtime loaded, no CUDA context, no VRAM) while idle.
     pub standby: bool,

@@ -25,6 +25,12 @@ pub(crate) const READING_MAX_AGE: Duration = Duration::from_millis(50);
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// Learned peaks are written at most this often (and at close).
 const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// A rise of device memory this large while a worker ran alone, with the worker's pid never
+/// listed by NVML, says NVML's pids are not ours (a sandbox or a pid namespace that
+/// `/proc` does not reveal). A CUDA context alone is several hundred MB.
+const UNMATCHED_RISE_MB: f64 = 128.0;
+/// After this many such tasks, per-process readings are given up for whole-device ones.
+const UNMATCHED_TASKS: u32 = 2;
 const LOG_TARGET: &str = "vram_orchestrator.gpu";
 
 /// GPU memory settings of a pool.
@@ -71,6 +77,8 @@ struct WorkerVram {
     device: u32,
     pid: u32,
     current_mb: f64,
+    /// NVML has listed its pid at least once.
+    listed: bool,
     /// Level after its first task (the post-warm-up level growth is measured from).
     baseline_mb: Option<f64>,
     task: Option<TaskVram>,
@@ -84,6 +92,8 @@ struct TaskVram {
     peak_mb: f64,
     /// Whole-device use when the task started (for readings without per-process figures).
     device_used_at_start: f64,
+    /// Highest whole-device use seen during the task.
+    device_used_peak: f64,
     alone_on_device: bool,
 }
 
@@ -112,7 +122,9 @@ pub struct VramSnapshot {
     pub devices: Vec<DeviceSnapshot>,
     /// Learned peak (MB) per kind of task: `models/profile/device/bucket`.
     pub learned_peaks_mb: std::collections::BTreeMap<String, f64>,
-    /// False in a nested pid namespace: whole-device readings are used instead.
+    /// False in a nested pid namespace, or once NVML's pids proved not to be ours (device
+    /// memory rose while a worker ran alone, its pid never listed): whole-device readings
+    /// are used instead.
     pub per_process_readings: bool,
     pub margin_mb: f64,
     pub profile_file: Option<PathBuf>,
@@ -121,6 +133,8 @@ pub struct VramSnapshot {
 pub(crate) struct GpuMemory {
     policy: VramPolicy,
     per_process: bool,
+    /// Tasks that ran alone, raised device memory, and whose worker NVML never listed.
+    unmatched_tasks: u32,
     reading: Option<(Instant, Vec<GpuDevice>)>,
     unavailable: Option<String>,
     admission: Admission,
@@ -154,6 +168,7 @@ impl GpuMemory {
             admission: Admission::new(policy.margin_mb),
             policy,
             per_process,
+            unmatched_tasks: 0,
             reading: None,
             unavailable: None,
             book,
@@ -193,9 +208,14 @@ impl GpuMemory {
                 .find(|d| d.index == w.device)
                 .map(|d| d.used_mb);
             if self.per_process {
-                w.current_mb = used_by_pid.get(&w.pid).copied().unwrap_or(0.0);
+                let listed = used_by_pid.get(&w.pid).copied();
+                w.listed |= listed.is_some();
+                w.current_mb = listed.unwrap_or(0.0);
             }
             if let Some(task) = w.task.as_mut() {
+                if let Some(u) = device_used {
+                    task.device_used_peak = task.device_used_peak.max(u);
+                }
                 let seen = if self.per_process {
                     Some(w.current_mb)
                 } else if task.alone_on_device {
@@ -379,6 +399,7 @@ impl GpuMemory {
             device,
             pid,
             current_mb: 0.0,
+            listed: false,
             baseline_mb: None,
             task: None,
             finished_at: None,
@@ -488,6 +509,7 @@ impl GpuMemory {
                 key,
                 peak_mb: w.current_mb,
                 device_used_at_start: used,
+                device_used_peak: used,
                 alone_on_device: alone,
             });
         }
@@ -500,7 +522,22 @@ impl GpuMemory {
         let w = self.workers.get_mut(&worker)?;
         let task = w.task.take()?;
         w.finished_at = Some(now);
-        let peak = task.peak_mb;
+        let rise = task.device_used_peak - task.device_used_at_start;
+        let mut peak = task.peak_mb;
+        if self.per_process && !w.listed && task.alone_on_device && rise >= UNMATCHED_RISE_MB {
+            self.unmatched_tasks += 1;
+            if self.unmatched_tasks >= UNMATCHED_TASKS {
+                log::warn!(
+                    target: LOG_TARGET,
+                    "device memory rose {rise:.0} MB while worker pid {} ran alone, but NVML \
+                     never listed that pid: its pids are not ours (sandbox or pid namespace); \
+                     using whole-device readings from now on",
+                    w.pid
+                );
+                self.per_process = false;
+                peak = rise;
+            }
+        }
         if peak <= 0.0 {
             return None;
         }

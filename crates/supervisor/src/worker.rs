@@ -87,6 +87,9 @@ impl WorkerProcess {
         if let Some(mb) = config.vram_limit_mb {
             cmd.arg("--vram-limit-mb").arg(mb.to_string());
         }
+        if gpu.is_some() {
+            cmd.arg("--cudnn-conv-algo").arg(&config.cudnn_conv_algo);
+        }
         if standby {
             cmd.arg("--standby");
         }

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use vram_orch_ocr::Device;
+use vram_orch_ocr::{ConvAlgo, Device};
 
 /// Command line of the worker, written by the supervisor (not meant for people, but kept
 /// readable in `ps`).
@@ -13,6 +13,8 @@ pub struct Args {
     pub vram_limit_mb: Option<u64>,
     /// Folder for graph-optimised copies of the models (CPU only).
     pub graph_cache: Option<PathBuf>,
+    /// cuDNN convolution algorithm search (CUDA only).
+    pub conv_algo: ConvAlgo,
     pub max_frame_bytes: usize,
     /// The supervisor's pid: if our parent is already someone else, it died before we ran.
     pub parent_pid: Option<u32>,
@@ -29,6 +31,7 @@ impl Args {
         let mut threads = 0;
         let mut vram_limit_mb = None;
         let mut graph_cache = None;
+        let mut conv_algo = ConvAlgo::default();
         let mut max_frame_bytes = vram_orch_protocol::DEFAULT_MAX_FRAME_BYTES;
         let mut parent_pid = None;
         let mut standby = false;
@@ -41,6 +44,7 @@ impl Args {
                 "--threads" => threads = parse_num(&flag, &value()?)?,
                 "--vram-limit-mb" => vram_limit_mb = Some(parse_num(&flag, &value()?)?),
                 "--graph-cache" => graph_cache = Some(PathBuf::from(value()?)),
+                "--cudnn-conv-algo" => conv_algo = value()?.parse()?,
                 "--max-frame-bytes" => max_frame_bytes = parse_num(&flag, &value()?)?,
                 "--parent-pid" => parent_pid = Some(parse_num(&flag, &value()?)?),
                 "--standby" => standby = true,
@@ -54,6 +58,7 @@ impl Args {
             threads,
             vram_limit_mb,
             graph_cache,
+            conv_algo,
             max_frame_bytes,
             parent_pid,
             standby,
@@ -101,6 +106,8 @@ mod tests {
             "900",
             "--graph-cache",
             "/c",
+            "--cudnn-conv-algo",
+            "exhaustive",
             "--parent-pid",
             "42",
         ])
@@ -109,6 +116,7 @@ mod tests {
         assert_eq!(args.threads, 2);
         assert_eq!(args.vram_limit_mb, Some(900));
         assert_eq!(args.graph_cache, Some(PathBuf::from("/c")));
+        assert_eq!(args.conv_algo, ConvAlgo::Exhaustive);
         assert_eq!(args.parent_pid, Some(42));
         assert!(!args.standby);
     }
@@ -133,6 +141,15 @@ mod tests {
                 .contains("tpu")
         );
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
+        let algo = [
+            "--model-dir",
+            "/m",
+            "--ort-dylib",
+            "/l",
+            "--cudnn-conv-algo",
+            "fast",
+        ];
+        assert!(parse(&algo).unwrap_err().contains("fast"));
         assert!(parse(&["--model-dir"])
             .unwrap_err()
             .contains("needs a value"));

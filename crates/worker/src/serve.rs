@@ -74,6 +74,9 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         intra_threads: args.threads,
         vram_limit_mb: args.vram_limit_mb,
         graph_cache: args.graph_cache.clone(),
+        conv_algo: args.conv_algo,
+        arena_shrink: true,
+        conv_max_workspace: true,
     };
     let mut engine = match LazyEngine::start(&options, args.standby) {
         Ok(engine) => engine,

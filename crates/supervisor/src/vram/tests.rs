@@ -365,6 +365,54 @@ fn without_per_process_readings_peaks_come_from_the_device_when_alone() {
 }
 
 #[test]
+fn pids_nvml_never_lists_switch_to_whole_device_readings() {
+    let mut m = Machine::new(&[8000.0]);
+    let mut gm = GpuMemory::new(policy(&[0]), true);
+    let t = Instant::now();
+    gm.on_reading(t, m.report());
+    gm.track(1, 101, 0);
+    for round in 0..2u32 {
+        let key = gm.requirement("default", 0, PX).0;
+        gm.task_started(1, key);
+        // Our worker's memory shows under a pid we do not know (a sandbox's own pids).
+        m.set(0, 55555, 700.0);
+        gm.on_reading(t + Duration::from_millis(20), m.report());
+        let peak = gm.task_finished(1, t + Duration::from_millis(30));
+        m.set(0, 55555, 0.0);
+        gm.on_reading(t + Duration::from_millis(40), m.report());
+        if round == 0 {
+            assert_eq!(peak, None, "one task is not proof");
+            assert!(gm.snapshot().per_process_readings);
+        } else {
+            assert_eq!(peak, Some(700.0));
+            assert!(!gm.snapshot().per_process_readings);
+        }
+    }
+    assert_eq!(gm.worker_mb(1), None);
+}
+
+#[test]
+fn a_listed_worker_keeps_per_process_readings() {
+    let mut m = Machine::new(&[8000.0]);
+    let mut gm = GpuMemory::new(policy(&[0]), true);
+    let t = Instant::now();
+    gm.on_reading(t, m.report());
+    gm.track(1, 101, 0);
+    for _ in 0..3 {
+        let key = gm.requirement("default", 0, PX).0;
+        gm.task_started(1, key);
+        m.set(0, 101, 700.0);
+        m.set(0, 9, 500.0); // someone else arrives meanwhile
+        gm.on_reading(t + Duration::from_millis(20), m.report());
+        assert_eq!(
+            gm.task_finished(1, t + Duration::from_millis(30)),
+            Some(700.0)
+        );
+    }
+    assert!(gm.snapshot().per_process_readings);
+}
+
+#[test]
 fn stale_or_missing_readings() {
     let m = Machine::new(&[8000.0]);
     let mut gm = GpuMemory::new(policy(&[0]), true);

@@ -5,8 +5,9 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 WORKER := --manifest-path crates/worker/Cargo.toml --target-dir target/worker
-# Model folder and ONNX Runtime library, resolved the way the package resolves them.
-RESOLVE := $(PYTHON) -c "from vram_orchestrator import resources as r; print(r.model_dir(None)); print(r.ort_dylib(None))"
+# The ppocr-v4 model folder (the Rust tests check parity with RapidOCR 1.4.4 on it) and ONNX
+# Runtime's library, resolved the way the package resolves them.
+RESOLVE := $(PYTHON) -c "from vram_orchestrator import resources as r; print(r.model_dir(None, 'ppocr-v4')); print(r.ort_dylib(None))"
 
 .PHONY: help install install-test run format lint test test-rust test-python bench
 

@@ -239,6 +239,9 @@ def run_ours(items: Sequence[Item], profile: str, threads: int, repeats: int) ->
         "threads": threads,
         "free_vram_on_idle": False,
         "ocr_profile": profile,
+        # RapidOCR 1.4.4's models: the comparison is of engines, not of model generations
+        # (bench/ocr_vs_tesseract.py compares the model sets).
+        "ocr_models": "ppocr-v4",
     }
     with vo.OcrPool(**settings) as pool:
         run = measure(f"ours ({profile})", call, items, repeats, after)

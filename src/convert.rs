@@ -75,6 +75,7 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
     let vram_limit_mb: Option<u64> = get(d, "vram_limit_mb")?;
     Ok(PoolConfig {
         worker_bin: get::<PathBuf>(d, "worker_bin")?,
+        model_set: get(d, "model_set")?,
         model_dir: get::<PathBuf>(d, "model_dir")?,
         ort_dylib: get::<PathBuf>(d, "ort_dylib")?,
         device,

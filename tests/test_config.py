@@ -51,7 +51,7 @@ def test_missing_model_dir_names_variable_value_and_what_it_needs(monkeypatch, t
         vo.OcrPool(device="cpu")
     message = str(info.value)
     assert "VRAM_ORCH_MODEL_DIR" in message and str(missing) in message
-    assert "ch_PP-OCRv4_det_infer.onnx" in message
+    assert "PP-OCRv6_det_small.onnx" in message and "ppocr-v6-small" in message
 
 
 def test_cuda_request_without_gpu_fails_clearly():

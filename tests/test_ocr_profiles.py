@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+import vram_orchestrator as vo
+
 
 def _edit_distance(a: str, b: str) -> int:
     row = list(range(len(b) + 1))
@@ -20,7 +24,7 @@ def test_edit_distance_counts_edits():
 
 def test_reference_profile_reproduces_rapidocr_text_and_boxes(make_pool, ocrset):
     recorded = json.loads((ocrset / "rapidocr_1.4.4_outputs.json").read_text())["images"]
-    pool = make_pool(max_workers=2, ocr_profile="reference")
+    pool = make_pool(max_workers=2, ocr_profile="reference", ocr_models="ppocr-v4")
     futures = {name: pool.submit(ocrset / name) for name in sorted(recorded)}
     for name, future in futures.items():
         ours = future.result(timeout=300)["lines"]
@@ -31,8 +35,14 @@ def test_reference_profile_reproduces_rapidocr_text_and_boxes(make_pool, ocrset)
             assert deviation <= 2.0, (name, line["text"], deviation)
 
 
-def test_default_profile_micro_cer_is_at_most_003(make_pool, ocrset, ground_truth):
-    pool = make_pool(max_workers=2)
+@pytest.mark.parametrize(
+    ("models", "bound"),
+    # Measured 0.0000, 0.0027 and 0.0080. Tiny misses one upside-down line of 17_rot180_block
+    # and splits a word of the 10 px line.
+    [("ppocr-v6-small", 0.003), ("ppocr-v4", 0.003), ("ppocr-v6-tiny", 0.01)],
+)
+def test_default_profile_micro_cer_per_model_set(make_pool, ocrset, ground_truth, models, bound):
+    pool = make_pool(max_workers=2, ocr_models=models)
     futures = {name: pool.submit(ocrset / name) for name in sorted(ground_truth)}
     edits = chars = 0
     for name, future in futures.items():
@@ -41,5 +51,17 @@ def test_default_profile_micro_cer_is_at_most_003(make_pool, ocrset, ground_trut
         edits += _edit_distance(text, truth)
         chars += len(truth)
     cer = edits / chars
-    print(f"default profile micro CER {cer:.4f} ({edits} edits / {chars} chars)")
-    assert cer <= 0.03
+    print(f"{models}: default profile micro CER {cer:.4f} ({edits} edits / {chars} chars)")
+    assert cer <= bound
+
+
+def test_the_reference_profile_needs_the_reference_set(make_pool, ocrset):
+    with pytest.raises(vo.ConfigError, match="ppocr-v4"):
+        make_pool(ocr_profile="reference", ocr_models="ppocr-v6-small")
+    pool = make_pool(max_workers=1)
+    with pytest.raises(vo.ConfigError, match="ppocr-v4"):
+        pool.submit(ocrset / "02_line_pangram.png", profile="reference")
+    info = pool.runtime_info()["models"]
+    assert info["set"] == "ppocr-v6-small"
+    assert {"det", "cls", "rec"} <= set(info["files"])
+    assert all(len(f["sha256"]) == 64 for f in info["files"].values())

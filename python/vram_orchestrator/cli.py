@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, as_completed
 from typing import Any
 
+from . import model_sets
 from .errors import VramOrchestratorError
 from .pool import OcrPool
 
@@ -27,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     ocr.add_argument("files", nargs="+", metavar="FILE")
     ocr.add_argument("--json", action="store_true", help="one JSON result per line")
     ocr.add_argument("--profile", choices=["default", "reference"], default=None)
+    ocr.add_argument(
+        "--models", choices=model_sets.names(), help="model set (VRAM_ORCH_OCR_MODELS)"
+    )
     ocr.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     ocr.add_argument("--workers", type=int, default=None, help="worker processes at most")
     sub.add_parser("info", help="print runtime_info() as JSON")
@@ -53,6 +57,10 @@ def _ocr(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.workers:
         overrides["max_workers"] = args.workers
+    if args.models:
+        overrides["ocr_models"] = args.models
+    if args.profile == "reference" and not args.models:
+        overrides["ocr_models"] = model_sets.REFERENCE_SET
     failures = 0
     with OcrPool(**overrides) as pool:
         futures: dict[Future[dict[str, Any]], str] = {

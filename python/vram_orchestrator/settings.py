@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import model_sets
 from .errors import ConfigError
 
 __all__ = ["ENV_VARS", "EnvVar", "Settings"]
@@ -100,6 +101,13 @@ def _conv_algo(text: str) -> str:
     value = text.strip().lower()
     if value not in {"heuristic", "exhaustive", "default"}:
         raise ValueError("expected heuristic, exhaustive or default")
+    return value
+
+
+def _model_set(text: str) -> str:
+    value = text.strip().lower()
+    if value not in model_sets.names():
+        raise ValueError(f"expected one of {', '.join(model_sets.names())}")
     return value
 
 
@@ -244,6 +252,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Retries of a task whose worker crashed (never for an input that crashed one before).",
     ),
     _v(
+        "VRAM_ORCH_OCR_MODELS",
+        _model_set,
+        model_sets.default_name(),
+        "OCR model set: ppocr-v6-small (accurate), ppocr-v6-tiny (fast), ppocr-v4 (RapidOCR "
+        "1.4.4's; the reference profile needs it). Each set's files and settings: "
+        "model_sets.json.",
+    ),
+    _v(
         "VRAM_ORCH_OCR_PROFILE",
         _profile,
         "default",
@@ -261,8 +277,9 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "VRAM_ORCH_MODEL_DIR",
         _path,
         None,
-        "Folder with the PP-OCR .onnx files; default: installed rapidocr_onnxruntime, the user "
-        "cache, else downloaded into the cache.",
+        "Folder with the model set's files (names as in model_sets.json, each checked by "
+        "sha256); default: the user cache, an installed package holding them, else downloaded "
+        "into the cache.",
     ),
     _v(
         "VRAM_ORCH_ORT_DYLIB",
@@ -325,6 +342,7 @@ class Settings:
     cudnn_conv_algo: str = "heuristic"
     admission_timeout_s: float = 30.0
     max_retries: int = 1
+    ocr_models: str = model_sets.default_name()
     ocr_profile: str = "default"
     max_input_bytes: int = 64 << 20
     max_pixels: int = 40_000_000
@@ -368,6 +386,12 @@ class Settings:
             else:
                 values[var.keyword] = var.default
                 sources[var.keyword] = "default"
+        reference = model_sets.REFERENCE_SET
+        if values["ocr_profile"] == "reference" and values["ocr_models"] != reference:
+            raise ConfigError(
+                f"VRAM_ORCH_OCR_PROFILE=reference reproduces RapidOCR 1.4.4 and needs "
+                f"VRAM_ORCH_OCR_MODELS={model_sets.REFERENCE_SET}, not {values['ocr_models']!r}."
+            )
         return cls(**values, sources=sources)
 
     def as_dict(self) -> dict[str, Any]:

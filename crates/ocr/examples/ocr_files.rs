@@ -5,7 +5,8 @@
 //!   cargo run --release --example ocr_files -- [--profile default|reference] \
 //!   [--threads N] [--repeat N] FILE...
 //! ```
-//! CUDA: `--device cuda:N`, `--conv-algo heuristic|exhaustive|default`, `--arena-shrink`
+//! `--models NAME` picks the model set (VRAM_ORCH_MODEL_DIR must hold its files; default:
+//! the catalogue's default set). CUDA: `--device cuda:N`, `--conv-algo heuristic|exhaustive|default`, `--arena-shrink`
 //! (shrink the arena after every run), `--small-workspace` (no max cuDNN workspace).
 //!
 //! `--repeat` runs each file N times (after one warm-up run when N > 1) and reports the last
@@ -17,7 +18,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use vram_orch_ocr::{Device, Engine, EngineOptions, ImageInput, Profile, TaskOptions};
+use vram_orch_ocr::{Device, Engine, EngineOptions, ImageInput, ModelSet, Profile, TaskOptions};
 
 fn main() {
     let mut profile = Profile::Default;
@@ -29,6 +30,7 @@ fn main() {
     let mut conv_algo = vram_orch_ocr::ConvAlgo::default();
     let mut arena_shrink = false;
     let mut conv_max_workspace = true;
+    let mut model_set = ModelSet::default_name().to_string();
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -58,6 +60,7 @@ fn main() {
                     .unwrap_or_else(|e: String| fail(&e))
             }
             "--arena-shrink" => arena_shrink = true,
+            "--models" => model_set = args.next().unwrap_or_default(),
             "--small-workspace" => conv_max_workspace = false,
             _ => files.push(PathBuf::from(a)),
         }
@@ -67,6 +70,7 @@ fn main() {
     }
     let env = |k: &str| std::env::var_os(k).unwrap_or_else(|| fail(&format!("set {k}")));
     let opts = EngineOptions {
+        model_set: ModelSet::named(&model_set).unwrap_or_else(|e| fail(&e.to_string())),
         model_dir: env("VRAM_ORCH_MODEL_DIR").into(),
         ort_dylib: env("VRAM_ORCH_ORT_DYLIB").into(),
         device,

@@ -3,15 +3,11 @@
 use image::RgbImage;
 
 use crate::geometry::resize_bilinear;
-use crate::normalize::write_chw;
+use crate::normalize::{write_chw, Luts};
 use crate::runtime::Model;
-use crate::OcrError;
+use crate::{ClsSettings, OcrError};
 
-const H: usize = 48;
-const W: usize = 192;
 pub(crate) const BATCH: usize = 6;
-/// "180" must beat this score for the reference to rotate a crop.
-pub(crate) const THRESH: f32 = 0.9;
 
 /// Crop indices sorted by width/height (stable), as both cls and rec batch them.
 pub(crate) fn order_by_ratio(crops: &[&RgbImage]) -> Vec<usize> {
@@ -35,23 +31,25 @@ pub(crate) fn resized_width(img: &RgbImage, height: usize, max_w: usize) -> usiz
 /// For each crop: (is "180", score of the winning label).
 pub(crate) fn classify(
     model: &mut Model,
+    settings: &ClsSettings,
     crops: &[&RgbImage],
     buf: &mut Vec<f32>,
-    lut: &[f32; 256],
+    luts: &Luts,
     model_ms: &mut f64,
 ) -> Result<Vec<(bool, f32)>, OcrError> {
     let order = order_by_ratio(crops);
     let mut out = vec![(false, 0.0f32); crops.len()];
-    let slot = 3 * H * W;
+    let (h, w) = (settings.height, settings.width);
+    let slot = 3 * h * w;
     for chunk in order.chunks(BATCH) {
         buf.clear();
         buf.resize(chunk.len() * slot, 0.0);
         for (k, &i) in chunk.iter().enumerate() {
-            let rw = resized_width(crops[i], H, W);
-            let r = resize_bilinear(crops[i], rw as u32, H as u32);
-            write_chw(&r, lut, &mut buf[k * slot..(k + 1) * slot], W, H, 0, 0);
+            let rw = resized_width(crops[i], h, w);
+            let r = resize_bilinear(crops[i], rw as u32, h as u32);
+            write_chw(&r, luts, &mut buf[k * slot..(k + 1) * slot], w, h, 0, 0);
         }
-        model.run([chunk.len(), 3, H, W], buf, model_ms, |shape, probs| {
+        model.run([chunk.len(), 3, h, w], buf, model_ms, |shape, probs| {
             let classes = shape.last().copied().unwrap_or(0) as usize;
             if classes < 2 || probs.len() < chunk.len() * classes {
                 return Err(OcrError::Inference(format!(

@@ -6,8 +6,9 @@ pub(crate) struct Charset {
 }
 
 impl Charset {
-    /// `character` metadata, split as Python's `str.splitlines` (U+3000 is an entry, kept).
-    pub fn from_metadata(text: &str) -> Charset {
+    /// One entry per line (a model's metadata or a dictionary file), split as Python's
+    /// `str.splitlines` (U+3000 is an entry, kept; CRLF ends a line).
+    pub fn from_lines(text: &str) -> Charset {
         let mut chars = vec![String::new()];
         let mut cur = String::new();
         let mut it = text.chars().peekable();
@@ -75,7 +76,7 @@ mod tests {
 
     #[test]
     fn splitlines_and_greedy_decode() {
-        let cs = Charset::from_metadata("a\nb\n\u{3000}\nc");
+        let cs = Charset::from_lines("a\nb\n\u{3000}\nc");
         assert_eq!(cs.entries(), 4);
         assert_eq!(cs.classes(), 6);
         // steps: a, a, blank, a, space, c → "aa c"
@@ -86,5 +87,10 @@ mod tests {
         let (t, s) = cs.decode(&p, 6);
         assert_eq!(t, "aa c");
         assert!((s - 0.9).abs() < 1e-6);
+        // A dictionary file with Windows line ends gives the same entries.
+        assert_eq!(
+            Charset::from_lines("a\r\nb\r\n\u{3000}\r\nc\r\n").chars,
+            cs.chars
+        );
     }
 }

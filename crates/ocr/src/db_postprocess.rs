@@ -1,26 +1,28 @@
 //! DB post-processing: probability map → text quads (in prob-map pixels).
 
 use crate::geometry::{box_score_fast, dilate_2x2, find_contours, mini_box, unclip, Quad};
+use crate::DetSettings;
 
-pub(crate) const THRESH: f32 = 0.3;
-pub(crate) const BOX_THRESH: f32 = 0.5;
-pub(crate) const MAX_CANDIDATES: usize = 1000;
-pub(crate) const UNCLIP_RATIO: f32 = 1.6;
 const MIN_SIZE: f32 = 3.0;
 
 /// Quads (second min-area rectangle, points as `get_mini_boxes` orders them) with their
-/// mean-probability score, in contour order.
-pub(crate) fn boxes_from_map(pred: &[f32], w: usize, h: usize) -> Vec<(Quad, f32)> {
+/// mean-probability score, in contour order, by the set's thresholds.
+pub(crate) fn boxes_from_map(
+    pred: &[f32],
+    w: usize,
+    h: usize,
+    s: &DetSettings,
+) -> Vec<(Quad, f32)> {
     let mask: Vec<u8> = pred
         .iter()
-        .map(|&p| if p > THRESH { 255 } else { 0 })
+        .map(|&p| if p > s.thresh { 255 } else { 0 })
         .collect();
     let mask = dilate_2x2(&mask, w, h);
     let contours = find_contours(&mask, w, h);
     drop(mask);
     let mut out = Vec::new();
     let mut pts: Vec<[f32; 2]> = Vec::new();
-    for contour in contours.iter().take(MAX_CANDIDATES) {
+    for contour in contours.iter().take(s.max_candidates) {
         pts.clear();
         pts.extend(contour.iter().map(|p| [p[0] as f32, p[1] as f32]));
         if pts.is_empty() {
@@ -31,10 +33,10 @@ pub(crate) fn boxes_from_map(pred: &[f32], w: usize, h: usize) -> Vec<(Quad, f32
             continue;
         }
         let score = box_score_fast(pred, w, h, &quad);
-        if BOX_THRESH > score {
+        if s.box_thresh > score {
             continue;
         }
-        let grown = unclip(&quad, UNCLIP_RATIO);
+        let grown = unclip(&quad, s.unclip_ratio);
         if grown.is_empty() {
             continue;
         }

@@ -4,9 +4,9 @@ use image::RgbImage;
 
 use crate::db_postprocess::boxes_from_map;
 use crate::geometry::Quad;
-use crate::normalize::write_chw;
+use crate::normalize::{write_chw, Luts};
 use crate::runtime::Model;
-use crate::OcrError;
+use crate::{DetSettings, OcrError};
 
 /// Where the (already resized) image sits in the det input.
 pub(crate) struct Canvas {
@@ -18,12 +18,18 @@ pub(crate) struct Canvas {
     pub fill: [u8; 3],
 }
 
+/// Runs det on `img` placed on `canvas`; quads in canvas pixels with their scores.
+pub(crate) struct Detector<'a> {
+    pub luts: &'a Luts,
+    pub settings: &'a DetSettings,
+}
+
 pub(crate) fn detect(
     model: &mut Model,
     img: &RgbImage,
     canvas: &Canvas,
     buf: &mut Vec<f32>,
-    lut: &[f32; 256],
+    det: &Detector<'_>,
     model_ms: &mut f64,
 ) -> Result<Vec<(Quad, f32)>, OcrError> {
     let (w, h) = (canvas.w, canvas.h);
@@ -36,17 +42,20 @@ pub(crate) fn detect(
     } else {
         buf.reserve(3 * plane);
         for c in 0..3 {
-            buf.extend(std::iter::repeat_n(lut[canvas.fill[c] as usize], plane));
+            buf.extend(std::iter::repeat_n(
+                det.luts[c][canvas.fill[c] as usize],
+                plane,
+            ));
         }
     }
-    write_chw(img, lut, buf, w, h, canvas.x0, canvas.y0);
+    write_chw(img, det.luts, buf, w, h, canvas.x0, canvas.y0);
     model.run([1, 3, h, w], buf, model_ms, |shape, pred| {
         if shape.len() != 4 || shape[2] as usize != h || shape[3] as usize != w {
             return Err(OcrError::Inference(format!(
                 "det: output shape {shape:?} for input {w}x{h}"
             )));
         }
-        Ok(boxes_from_map(&pred[..plane], w, h))
+        Ok(boxes_from_map(&pred[..plane], w, h, det.settings))
     })
 }
 

@@ -9,9 +9,8 @@ use crate::{
     EngineInfo, EngineOptions, ImageInput, OcrError, OcrOutput, Profile, StageTimings, TaskOptions,
 };
 
-pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
-pub const CLS_MODEL: &str = "ch_ppocr_mobile_v2.0_cls_infer.onnx";
-pub const REC_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
+/// The model set of RapidOCR 1.4.4, the only one the reference profile runs.
+pub const REFERENCE_SET: &str = "ppocr-v4";
 
 pub struct Engine {
     pipeline: Pipeline,
@@ -28,7 +27,7 @@ pub struct TaskTrace {
 }
 
 impl Engine {
-    /// Loads ONNX Runtime (once per process) and the three models.
+    /// Loads ONNX Runtime (once per process) and the set's three models.
     pub fn new(opts: &EngineOptions) -> Result<Engine, OcrError> {
         Engine::preload(opts)?.activate()
     }
@@ -68,6 +67,13 @@ impl Engine {
         let img = decode(input, task.profile, &task.limits)?;
         t.decode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let lines = match task.profile {
+            Profile::Reference if self.info.model_set != REFERENCE_SET => {
+                return Err(OcrError::InvalidInput(format!(
+                    "the reference profile reproduces RapidOCR 1.4.4 and needs the \
+                     {REFERENCE_SET} model set; this engine runs {}",
+                    self.info.model_set
+                )))
+            }
             Profile::Reference => self.pipeline.run_reference(&img, &task.limits, &mut t),
             Profile::Default => self.pipeline.run_default(&img, &task.limits, &mut t),
         };

@@ -1,6 +1,6 @@
 //! PP-OCR (det → cls → rec) on ONNX Runtime through `ort`, for the worker process.
 //!
-//! Pure Rust, no pyo3. Two profiles: [`Profile::Reference`] reproduces RapidOCR 1.4.4
+//! Pure Rust, no pyo3. The models and their settings come from a [`ModelSet`]. Two profiles: [`Profile::Reference`] reproduces RapidOCR 1.4.4
 //! (including its known defects, for parity), [`Profile::Default`] keeps the models and
 //! fixes those defects (see `docs/profiles.md`).
 
@@ -14,6 +14,7 @@ mod engine;
 mod error;
 pub mod geometry;
 mod graph_cache;
+mod model_set;
 mod normalize;
 mod pipeline;
 mod rec;
@@ -22,7 +23,8 @@ mod sizing;
 mod standby;
 mod types;
 
-pub use engine::{Engine, TaskTrace, CLS_MODEL, DET_MODEL, REC_MODEL};
+pub use engine::{Engine, TaskTrace};
 pub use error::OcrError;
+pub use model_set::{ClsSettings, DetSettings, Dictionary, ModelSet, RecSettings};
 pub use standby::Standby;
 pub use types::*;

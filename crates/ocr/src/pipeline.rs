@@ -4,17 +4,17 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::cls::{self, classify};
+use crate::cls::classify;
 use crate::ctc::Charset;
-use crate::det::{border_colour, detect, Canvas};
+use crate::det::{border_colour, detect, Canvas, Detector};
 use crate::geometry::{
     crop_perspective, order_points_clockwise, resize_bilinear, rotate180, round_half_even, Quad,
 };
-use crate::normalize::{crop_lut, det_lut};
-use crate::rec::{self, recognize};
+use crate::normalize::{crop_luts, det_luts, Luts};
+use crate::rec::{recognize, Plan};
 use crate::runtime::Model;
 use crate::sizing::{default_det, reference_det, reference_global, reference_letterbox};
-use crate::{Limits, OcrError, StageTimings, TextLine};
+use crate::{ClsSettings, DetSettings, Limits, ModelSet, OcrError, StageTimings, TextLine};
 
 /// Lines below this recognition score are dropped (reference `text_score`).
 const TEXT_SCORE: f32 = 0.5;
@@ -29,11 +29,16 @@ pub(crate) struct Pipeline {
     pub cls: Model,
     pub rec: Model,
     pub charset: Charset,
+    det_settings: DetSettings,
+    cls_settings: ClsSettings,
+    /// Rec batching and sizes of each profile, for this set.
+    reference_plan: Plan,
+    default_plan: Plan,
     det_buf: Vec<f32>,
     cls_buf: Vec<f32>,
     rec_buf: Vec<f32>,
-    det_lut: [f32; 256],
-    crop_lut: [f32; 256],
+    det_luts: Luts,
+    crop_luts: Luts,
 }
 
 fn ms(t: Instant) -> f64 {
@@ -79,17 +84,21 @@ fn valid_crop(img: &RgbImage) -> bool {
 }
 
 impl Pipeline {
-    pub fn new(det: Model, cls: Model, rec: Model, charset: Charset) -> Pipeline {
+    pub fn new(det: Model, cls: Model, rec: Model, charset: Charset, set: &ModelSet) -> Pipeline {
         Pipeline {
             det,
             cls,
             rec,
             charset,
+            det_settings: set.det,
+            cls_settings: set.cls,
+            reference_plan: Plan::reference(&set.rec),
+            default_plan: Plan::default_for(&set.rec),
             det_buf: Vec::new(),
             cls_buf: Vec::new(),
             rec_buf: Vec::new(),
-            det_lut: det_lut(),
-            crop_lut: crop_lut(),
+            det_luts: det_luts(set.det.mean, set.det.std),
+            crop_luts: crop_luts(),
         }
     }
 
@@ -156,12 +165,16 @@ impl Pipeline {
             y0: 0,
             fill: [0; 3],
         };
+        let detector = Detector {
+            luts: &self.det_luts,
+            settings: &self.det_settings,
+        };
         let quads = detect(
             &mut self.det,
             &det_in,
             &canvas,
             &mut self.det_buf,
-            &self.det_lut,
+            &detector,
             &mut t.model_ms,
         )?;
         drop(det_in);
@@ -202,7 +215,7 @@ impl Pipeline {
             let refs: Vec<&RgbImage> = keep.iter().map(|&i| &crops[i]).collect();
             let dirs = self.classify_lines(&refs, &mut t.model_ms)?;
             for (k, &i) in keep.iter().enumerate() {
-                if dirs[k].0 && dirs[k].1 > cls::THRESH {
+                if dirs[k].0 && dirs[k].1 > self.cls_settings.thresh {
                     crops[i] = rotate180(&crops[i]);
                 }
             }
@@ -219,9 +232,9 @@ impl Pipeline {
                 &mut self.rec,
                 &self.charset,
                 &refs,
-                rec::REFERENCE_PLAN,
+                self.reference_plan,
                 &mut self.rec_buf,
-                &self.crop_lut,
+                &self.crop_luts,
                 &mut t.model_ms,
             )?
         };
@@ -258,14 +271,15 @@ impl Pipeline {
     ) -> Result<Vec<(bool, f32)>, OcrError> {
         classify(
             &mut self.cls,
+            &self.cls_settings,
             crops,
             &mut self.cls_buf,
-            &self.crop_lut,
+            &self.crop_luts,
             model_ms,
         )
     }
 
-    /// Default-profile recognition of `crops` (one line per run, see `rec::DEFAULT_PLAN`).
+    /// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`).
     fn read_lines(
         &mut self,
         crops: &[&RgbImage],
@@ -275,9 +289,9 @@ impl Pipeline {
             &mut self.rec,
             &self.charset,
             crops,
-            rec::DEFAULT_PLAN,
+            self.default_plan,
             &mut self.rec_buf,
-            &self.crop_lut,
+            &self.crop_luts,
             model_ms,
         )
     }
@@ -306,12 +320,16 @@ impl Pipeline {
             y0: plan.pad,
             fill: border_colour(img),
         };
+        let detector = Detector {
+            luts: &self.det_luts,
+            settings: &self.det_settings,
+        };
         let quads = detect(
             &mut self.det,
             det_img,
             &canvas,
             &mut self.det_buf,
-            &self.det_lut,
+            &detector,
             &mut t.model_ms,
         )?;
         let (sx, sy) = (plan.rw as f32 / w as f32, plan.rh as f32 / h as f32);
@@ -364,7 +382,9 @@ impl Pipeline {
         let t2 = Instant::now();
         let mut chosen = self.read_lines(&refs, &mut t.model_ms)?;
         let doubtful: Vec<usize> = (0..n)
-            .filter(|&i| (dirs[i].0 || dirs[i].1 <= cls::THRESH) && chosen[i].1 < REREAD_BELOW)
+            .filter(|&i| {
+                (dirs[i].0 || dirs[i].1 <= self.cls_settings.thresh) && chosen[i].1 < REREAD_BELOW
+            })
             .collect();
         if !doubtful.is_empty() {
             let flipped: Vec<RgbImage> = doubtful.iter().map(|&i| rotate180(&crops[i])).collect();

@@ -5,13 +5,10 @@ use image::RgbImage;
 use crate::cls::{order_by_ratio, resized_width};
 use crate::ctc::Charset;
 use crate::geometry::resize_bilinear;
-use crate::normalize::write_chw;
+use crate::normalize::{write_chw, Luts};
 use crate::runtime::Model;
-use crate::OcrError;
+use crate::{OcrError, RecSettings};
 
-const H: usize = 48;
-/// Reference: every rec input is at least this wide (short crops are padded to it).
-const BASE_W: usize = 320;
 /// Default profile: a short crop is padded to this width only (twice the height). With one
 /// line per run the padding is pure cost (rec time is linear in the width); short page
 /// cells ("$", "\\c", "C") cost a third and read as well or better (see docs/profiles.md).
@@ -30,6 +27,8 @@ const DEFAULT_MAX_W: usize = 8000;
 /// How crops are batched and sized.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
+    /// Input height (the set's).
+    pub height: usize,
     /// Narrowest input width (short crops are zero-padded to it).
     pub min_w: usize,
     /// Widest input width (wider crops are squeezed to it).
@@ -38,19 +37,27 @@ pub(crate) struct Plan {
     pub batch: usize,
 }
 
-/// The reference's batching: 6 per run, at least 320 wide, unbounded.
-pub(crate) const REFERENCE_PLAN: Plan = Plan {
-    min_w: BASE_W,
-    max_w: usize::MAX,
-    batch: BATCH,
-};
+impl Plan {
+    /// The reference's batching: 6 per run, at least the set's width (320), unbounded.
+    pub fn reference(set: &RecSettings) -> Plan {
+        Plan {
+            height: set.height,
+            min_w: set.width,
+            max_w: usize::MAX,
+            batch: BATCH,
+        }
+    }
 
-/// The default profile's: one line per run, at least 96 wide, at most 8000.
-pub(crate) const DEFAULT_PLAN: Plan = Plan {
-    min_w: DEFAULT_MIN_W,
-    max_w: DEFAULT_MAX_W,
-    batch: DEFAULT_BATCH,
-};
+    /// The default profile's: one line per run, at least 96 wide, at most 8000.
+    pub fn default_for(set: &RecSettings) -> Plan {
+        Plan {
+            height: set.height,
+            min_w: DEFAULT_MIN_W,
+            max_w: DEFAULT_MAX_W,
+            batch: DEFAULT_BATCH,
+        }
+    }
+}
 
 /// (text, score) per crop.
 pub(crate) fn recognize(
@@ -59,26 +66,27 @@ pub(crate) fn recognize(
     crops: &[&RgbImage],
     plan: Plan,
     buf: &mut Vec<f32>,
-    lut: &[f32; 256],
+    luts: &Luts,
     model_ms: &mut f64,
 ) -> Result<Vec<(String, f32)>, OcrError> {
     let order = order_by_ratio(crops);
     let mut out = vec![(String::new(), 0.0f32); crops.len()];
+    let h = plan.height;
     for chunk in order.chunks(plan.batch.max(1)) {
-        let mut max_ratio = plan.min_w as f64 / H as f64;
+        let mut max_ratio = plan.min_w as f64 / h as f64;
         for &i in chunk {
             max_ratio = max_ratio.max(crops[i].width() as f64 / crops[i].height().max(1) as f64);
         }
-        let w = ((H as f64 * max_ratio) as usize).min(plan.max_w);
-        let slot = 3 * H * w;
+        let w = ((h as f64 * max_ratio) as usize).min(plan.max_w);
+        let slot = 3 * h * w;
         buf.clear();
         buf.resize(chunk.len() * slot, 0.0);
         for (k, &i) in chunk.iter().enumerate() {
-            let rw = resized_width(crops[i], H, w);
-            let r = resize_bilinear(crops[i], rw as u32, H as u32);
-            write_chw(&r, lut, &mut buf[k * slot..(k + 1) * slot], w, H, 0, 0);
+            let rw = resized_width(crops[i], h, w);
+            let r = resize_bilinear(crops[i], rw as u32, h as u32);
+            write_chw(&r, luts, &mut buf[k * slot..(k + 1) * slot], w, h, 0, 0);
         }
-        model.run([chunk.len(), 3, H, w], buf, model_ms, |shape, probs| {
+        model.run([chunk.len(), 3, h, w], buf, model_ms, |shape, probs| {
             if shape.len() != 3 || shape[0] as usize != chunk.len() {
                 return Err(OcrError::Inference(format!(
                     "rec: unexpected output shape {shape:?}"

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use ort::environment::Environment;
 
 use crate::ctc::Charset;
-use crate::engine::{Engine, CLS_MODEL, DET_MODEL, REC_MODEL};
+use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
 use crate::pipeline::Pipeline;
 use crate::runtime::{environment, providers_available, Model};
-use crate::{cuda_libs, Device, EngineInfo, EngineOptions, OcrError};
+use crate::{cuda_libs, Device, Dictionary, EngineInfo, EngineOptions, OcrError};
 
 pub struct Standby {
     env: &'static Environment,
@@ -23,6 +23,8 @@ pub struct Standby {
     det: ModelFile,
     cls: ModelFile,
     rec: ModelFile,
+    /// The dictionary file's text, for sets whose rec model does not carry it.
+    dict: Option<String>,
 }
 
 /// A model file read into memory, with its path for error messages.
@@ -36,7 +38,7 @@ impl ModelFile {
         let path = dir.join(file);
         if !path.is_file() {
             return Err(OcrError::Setup(format!(
-                "model file {} not found (set VRAM_ORCH_MODEL_DIR to the folder with the three PP-OCR .onnx files)",
+                "model file {} not found (VRAM_ORCH_MODEL_DIR must hold the model set's files)",
                 path.display()
             )));
         }
@@ -60,10 +62,19 @@ impl ModelFile {
 impl Standby {
     pub(crate) fn preload(opts: &EngineOptions) -> Result<Standby, OcrError> {
         let (env, version) = environment(&opts.ort_dylib)?;
-        let dir = &opts.model_dir;
-        let det = ModelFile::read(dir, DET_MODEL)?;
-        let cls = ModelFile::read(dir, CLS_MODEL)?;
-        let rec = ModelFile::read(dir, REC_MODEL)?;
+        let (dir, set) = (&opts.model_dir, &opts.model_set);
+        let det = ModelFile::read(dir, &set.files.det.name)?;
+        let cls = ModelFile::read(dir, &set.files.cls.name)?;
+        let rec = ModelFile::read(dir, &set.files.rec.name)?;
+        let dict = match &set.files.dict {
+            Some(file) => {
+                let f = ModelFile::read(dir, &file.name)?;
+                Some(String::from_utf8(f.bytes).map_err(|_| {
+                    OcrError::Setup(format!("{} is not UTF-8 text", f.path.display()))
+                })?)
+            }
+            None => None,
+        };
         if let Device::Cuda(n) = opts.device {
             cuda_libs::load(&opts.ort_dylib, n)?;
         }
@@ -74,7 +85,8 @@ impl Standby {
                 Device::Cpu => "cpu".to_string(),
                 Device::Cuda(n) => format!("cuda:{n}"),
             },
-            models: vec![DET_MODEL.into(), CLS_MODEL.into(), REC_MODEL.into()],
+            model_set: set.name.clone(),
+            models: set.file_names(),
         };
         // CPU only: a CUDA session's optimised graph depends on the GPU and the provider.
         let graph_cache = match (&opts.graph_cache, opts.device) {
@@ -89,6 +101,7 @@ impl Standby {
             det,
             cls,
             rec,
+            dict,
         })
     }
 
@@ -117,15 +130,26 @@ impl Standby {
             (det_cls, rec)
         });
         let ((det, cls), rec) = (det_cls?, rec?);
-        let dict = rec.metadata("character").ok_or_else(|| {
-            OcrError::Setup(format!(
-                "{REC_MODEL} has no \"character\" metadata (the dictionary); use the PP-OCRv4 rec model from rapidocr_onnxruntime 1.4.4"
-            ))
-        })?;
-        let charset = Charset::from_metadata(&dict);
+        let set = &self.opts.model_set;
+        let dict = match (&set.rec.dictionary, self.dict) {
+            (Dictionary::Metadata(key), _) => rec.metadata(key).ok_or_else(|| {
+                OcrError::Setup(format!(
+                    "{} has no {key:?} metadata, where the {} set keeps its dictionary",
+                    set.files.rec.name, set.name
+                ))
+            })?,
+            (Dictionary::File(_), Some(text)) => text,
+            (Dictionary::File(role), None) => {
+                return Err(OcrError::Setup(format!(
+                    "the {} set reads its dictionary from its {role} file, which it does not name",
+                    set.name
+                )))
+            }
+        };
+        let charset = Charset::from_lines(&dict);
         log::debug!("rec dictionary: {} entries", charset.entries());
         Ok(Engine::assemble(
-            Pipeline::new(det, cls, rec, charset),
+            Pipeline::new(det, cls, rec, charset, set),
             self.info,
         ))
     }

@@ -2,6 +2,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ModelSet;
+
 /// Where the models run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Device {
@@ -54,7 +56,9 @@ impl std::str::FromStr for ConvAlgo {
 /// How the engine is built, once per worker.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Folder with the three PP-OCR `.onnx` files.
+    /// The models and their settings.
+    pub model_set: ModelSet,
+    /// Folder with the set's files.
     pub model_dir: PathBuf,
     /// `libonnxruntime.so*` to load (load-dynamic).
     pub ort_dylib: PathBuf,
@@ -154,5 +158,9 @@ pub struct EngineInfo {
     pub providers_available: Vec<String>,
     /// "cpu" or "cuda:N".
     pub device: String,
+    /// The model set's name.
+    #[serde(default)]
+    pub model_set: String,
+    /// Its file names.
     pub models: Vec<String>,
 }

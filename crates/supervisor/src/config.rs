@@ -31,6 +31,8 @@ pub struct GpuConfig {
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     pub worker_bin: PathBuf,
+    /// The model set's name (its files are in `model_dir`).
+    pub model_set: String,
     pub model_dir: PathBuf,
     pub ort_dylib: PathBuf,
     pub device: DeviceChoice,

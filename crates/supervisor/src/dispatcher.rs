@@ -1159,7 +1159,7 @@ fn gpu_memory(
         growth_margin_mb: config.gpu.growth_margin_mb,
         profile_dir: config.gpu.profile_dir.clone(),
         model_bytes,
-        models: format!("ppocr-{}k", model_bytes >> 10),
+        models: config.model_set.clone(),
     };
     let nested = pid_namespace_is_nested();
     if nested {

@@ -68,7 +68,9 @@ impl WorkerProcess {
         events: Sender<(u64, WorkerEvent)>,
     ) -> std::io::Result<WorkerProcess> {
         let mut cmd = Command::new(&config.worker_bin);
-        cmd.arg("--model-dir")
+        cmd.arg("--model-set")
+            .arg(&config.model_set)
+            .arg("--model-dir")
             .arg(&config.model_dir)
             .arg("--ort-dylib")
             .arg(&config.ort_dylib)

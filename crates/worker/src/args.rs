@@ -1,11 +1,13 @@
 use std::path::PathBuf;
 
-use vram_orch_ocr::{ConvAlgo, Device};
+use vram_orch_ocr::{ConvAlgo, Device, ModelSet};
 
 /// Command line of the worker, written by the supervisor (not meant for people, but kept
 /// readable in `ps`).
 #[derive(Debug, Clone)]
 pub struct Args {
+    /// The models and their settings (`--model-set NAME`; default: the catalogue's).
+    pub model_set: ModelSet,
     pub model_dir: PathBuf,
     pub ort_dylib: PathBuf,
     pub device: Device,
@@ -26,6 +28,7 @@ pub struct Args {
 impl Args {
     pub fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut model_dir = None;
+        let mut model_set = None;
         let mut ort_dylib = None;
         let mut device = Device::Cpu;
         let mut threads = 0;
@@ -39,6 +42,9 @@ impl Args {
             let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
                 "--model-dir" => model_dir = Some(PathBuf::from(value()?)),
+                "--model-set" => {
+                    model_set = Some(ModelSet::named(&value()?).map_err(|e| e.to_string())?)
+                }
                 "--ort-dylib" => ort_dylib = Some(PathBuf::from(value()?)),
                 "--device" => device = parse_device(&value()?)?,
                 "--threads" => threads = parse_num(&flag, &value()?)?,
@@ -51,7 +57,12 @@ impl Args {
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
+        let model_set = match model_set {
+            Some(set) => set,
+            None => ModelSet::named(ModelSet::default_name()).map_err(|e| e.to_string())?,
+        };
         Ok(Args {
+            model_set,
             model_dir: model_dir.ok_or("--model-dir is required")?,
             ort_dylib: ort_dylib.ok_or("--ort-dylib is required")?,
             device,
@@ -94,6 +105,8 @@ mod tests {
     #[test]
     fn full_command_line() {
         let args = parse(&[
+            "--model-set",
+            "ppocr-v4",
             "--model-dir",
             "/m",
             "--ort-dylib",
@@ -113,6 +126,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.device, Device::Cuda(1));
+        assert_eq!(args.model_set.name, "ppocr-v4");
         assert_eq!(args.threads, 2);
         assert_eq!(args.vram_limit_mb, Some(900));
         assert_eq!(args.graph_cache, Some(PathBuf::from("/c")));
@@ -150,6 +164,17 @@ mod tests {
             "fast",
         ];
         assert!(parse(&algo).unwrap_err().contains("fast"));
+        let set = [
+            "--model-dir",
+            "/m",
+            "--ort-dylib",
+            "/l",
+            "--model-set",
+            "ppocr-v9",
+        ];
+        assert!(parse(&set).unwrap_err().contains("ppocr-v9"));
+        let args = parse(&["--model-dir", "/m", "--ort-dylib", "/l"]).unwrap();
+        assert_eq!(args.model_set.name, ModelSet::default_name());
         assert!(parse(&["--model-dir"])
             .unwrap_err()
             .contains("needs a value"));

@@ -68,6 +68,7 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
     let mut input = BufReader::new(std::io::stdin().lock());
 
     let options = EngineOptions {
+        model_set: args.model_set.clone(),
         model_dir: args.model_dir.clone(),
         ort_dylib: args.ort_dylib.clone(),
         device: args.device,

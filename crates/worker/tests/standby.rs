@@ -1,5 +1,5 @@
 //! The worker binary end to end in standby mode: hello first, sessions on the first task.
-//! Needs the models and ONNX Runtime: VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB.
+//! Needs the ppocr-v4 models and ONNX Runtime: VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB.
 
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ impl Worker {
             return None;
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vram-orch-worker"));
-        cmd.arg("--model-dir")
+        cmd.args(["--model-set", "ppocr-v4", "--model-dir"])
             .arg(models)
             .arg("--ort-dylib")
             .arg(dylib)

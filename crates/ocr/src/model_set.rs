@@ -1,0 +1,173 @@
+//! Model sets: which det, cls and rec files an engine loads, and the settings their
+//! publisher gives for them (normalisation, DB thresholds, input sizes, dictionary).
+//!
+//! Defined once, in `python/vram_orchestrator/model_sets.json`: the Python package fetches
+//! the files by it and this crate embeds it, so a set's files and settings cannot drift
+//! apart. Nothing else in the engine names a model file or a dictionary size.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::OcrError;
+
+const SETS_JSON: &str = include_str!("../../../python/vram_orchestrator/model_sets.json");
+
+#[derive(Debug, Deserialize)]
+struct Catalogue {
+    default: String,
+    sets: BTreeMap<String, ModelSet>,
+}
+
+/// One model set.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelSet {
+    /// Its key in the catalogue (`ppocr-v6-small`, ...).
+    #[serde(skip)]
+    pub name: String,
+    pub files: Files,
+    pub det: DetSettings,
+    pub cls: ClsSettings,
+    pub rec: RecSettings,
+}
+
+/// File names (in the model folder) per role.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Files {
+    pub det: FileRef,
+    pub cls: FileRef,
+    pub rec: FileRef,
+    /// The rec dictionary, when the rec model does not carry it in its metadata.
+    #[serde(default)]
+    pub dict: Option<FileRef>,
+}
+
+/// A file of the set (where it comes from and its hash are the Python side's business).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FileRef {
+    pub name: String,
+}
+
+/// Text detection (DB): input normalisation and post-processing.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct DetSettings {
+    /// Per channel, in the models' B, G, R order: `(px / 255 - mean) / std`.
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+    /// Probability above which a pixel is text.
+    pub thresh: f32,
+    /// Mean probability a box needs to be kept.
+    pub box_thresh: f32,
+    /// How far a box is grown (DB shrinks text regions in training).
+    pub unclip_ratio: f32,
+    /// Most contours examined per image.
+    pub max_candidates: usize,
+}
+
+/// The 0°/180° line classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ClsSettings {
+    pub height: usize,
+    pub width: usize,
+    /// "180" must beat this score for a line to count as upside down.
+    pub thresh: f32,
+}
+
+/// Text recognition (CTC).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecSettings {
+    /// Input height; crops keep their aspect ratio.
+    pub height: usize,
+    /// The publisher's input width: shorter crops are padded to it (reference profile).
+    pub width: usize,
+    pub dictionary: Dictionary,
+}
+
+/// Where the rec dictionary comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dictionary {
+    /// A key of the rec model's metadata (one entry per line).
+    Metadata(String),
+    /// A file of the set, by role (`dict`): one entry per line.
+    File(String),
+}
+
+fn catalogue() -> &'static Catalogue {
+    static CATALOGUE: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        let mut c: Catalogue =
+            serde_json::from_str(SETS_JSON).expect("model_sets.json is checked by the tests");
+        for (name, set) in c.sets.iter_mut() {
+            set.name = name.clone();
+        }
+        c
+    })
+}
+
+impl ModelSet {
+    /// The set called `name`.
+    pub fn named(name: &str) -> Result<ModelSet, OcrError> {
+        catalogue().sets.get(name).cloned().ok_or_else(|| {
+            OcrError::Setup(format!(
+                "unknown model set {name:?}; known: {}",
+                ModelSet::names().join(", ")
+            ))
+        })
+    }
+
+    /// The set used when none is named.
+    pub fn default_name() -> &'static str {
+        &catalogue().default
+    }
+
+    pub fn names() -> Vec<String> {
+        catalogue().sets.keys().cloned().collect()
+    }
+
+    /// The file names the engine reads, det, cls, rec and (if any) the dictionary.
+    pub fn file_names(&self) -> Vec<String> {
+        let mut names = vec![
+            self.files.det.name.clone(),
+            self.files.cls.name.clone(),
+            self.files.rec.name.clone(),
+        ];
+        if let Some(d) = &self.files.dict {
+            names.push(d.name.clone());
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_set_parses_and_is_complete() {
+        let names = ModelSet::names();
+        assert!(names.contains(&ModelSet::default_name().to_string()));
+        for name in names {
+            let set = ModelSet::named(&name).unwrap();
+            assert_eq!(set.name, name);
+            assert!(set.det.std.iter().all(|s| *s > 0.0), "{name}");
+            assert!(set.det.thresh > 0.0 && set.det.box_thresh > 0.0, "{name}");
+            assert!(set.rec.height > 0 && set.cls.height > 0, "{name}");
+            if let Dictionary::File(role) = &set.rec.dictionary {
+                assert_eq!(role, "dict", "{name}: the dictionary file's role");
+                assert!(set.files.dict.is_some(), "{name} names no dict file");
+            }
+        }
+        assert!(ModelSet::named("ppocr-v9").is_err());
+    }
+
+    #[test]
+    fn the_reference_set_keeps_rapidocr_1_4_4_settings() {
+        let v4 = ModelSet::named("ppocr-v4").unwrap();
+        assert_eq!(v4.det.mean, [0.5; 3]);
+        assert_eq!((v4.det.thresh, v4.det.box_thresh), (0.3, 0.5));
+        assert_eq!((v4.det.unclip_ratio, v4.det.max_candidates), (1.6, 1000));
+        assert_eq!((v4.rec.height, v4.rec.width), (48, 320));
+        assert_eq!(v4.files.det.name, "ch_PP-OCRv4_det_infer.onnx");
+    }
+}

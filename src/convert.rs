@@ -197,6 +197,7 @@ pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py,
     d.set_item("lines", lines)?;
     d.set_item("width", s.result.width)?;
     d.set_item("height", s.result.height)?;
+    d.set_item("rotation", s.result.rotation)?;
     d.set_item("timings_ms", timings)?;
     d.set_item("worker", worker)?;
     d.set_item("attempts", s.attempts)?;

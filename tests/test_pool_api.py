@@ -224,7 +224,8 @@ def test_graph_cache_is_filled_once_and_can_be_turned_off(make_pool, ocrset, tmp
     first = make_pool(free_vram_on_idle=False, max_workers=1, graph_cache_dir=str(cache))
     assert _text(first.ocr(path)) == "The quick brown fox jumps over the lazy dog."
     saved = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
-    assert sorted(name.split("-")[0] for name in saved) == ["cls", "det", "rec"], saved
+    roles = ["cls", "det", "orientation", "rec"]
+    assert sorted(name.split("-")[0] for name in saved) == roles, saved
     assert all(name.endswith(".onnx") for name in saved), saved
 
     # The next worker loads the saved graphs: same text, nothing rewritten.

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from vram_orchestrator import _native, resources
+from vram_orchestrator import _native, model_sets, resources
 
 
 def _send(proc: subprocess.Popen, header: dict, payload: bytes = b"") -> None:
@@ -59,7 +59,9 @@ def test_hello_then_ping_info_ocr_and_clean_exit_on_eof(worker, ocrset):
     assert hello["protocol_version"] == _native.PROTOCOL_VERSION
     assert hello["device"] == "cpu" and hello["ort_version"].count(".") == 2
     assert "CPUExecutionProvider" in hello["providers_available"]
-    assert len(hello["models"]) == 3 and hello["load_ms"] > 0
+    default_set = model_sets.get(model_sets.default_name())
+    assert hello["models"] == [f.name for f in default_set.files]
+    assert hello["load_ms"] > 0
 
     _send(worker, {"type": "ping", "id": 7})
     assert _recv(worker) == {"type": "pong", "id": 7}

@@ -89,6 +89,10 @@ impl Engine {
             lines,
             width: img.width(),
             height: img.height(),
+            rotation: match task.profile {
+                Profile::Default => self.pipeline.last_turn,
+                Profile::Reference => 0,
+            },
             timings: t,
         })
     }

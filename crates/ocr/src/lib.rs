@@ -16,6 +16,7 @@ pub mod geometry;
 mod graph_cache;
 mod model_set;
 mod normalize;
+mod orientation;
 mod pipeline;
 mod rec;
 mod runtime;
@@ -25,6 +26,8 @@ mod types;
 
 pub use engine::{Engine, TaskTrace};
 pub use error::OcrError;
-pub use model_set::{ClsSettings, DetSettings, Dictionary, ModelSet, RecSettings};
+pub use model_set::{
+    ClsSettings, DetSettings, Dictionary, ModelSet, OrientationSettings, RecSettings,
+};
 pub use standby::Standby;
 pub use types::*;

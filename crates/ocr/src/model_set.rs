@@ -29,6 +29,9 @@ pub struct ModelSet {
     pub det: DetSettings,
     pub cls: ClsSettings,
     pub rec: RecSettings,
+    /// The whole-page orientation model's input, when the set has one.
+    #[serde(default)]
+    pub orientation: Option<OrientationSettings>,
 }
 
 /// File names (in the model folder) per role.
@@ -40,6 +43,9 @@ pub struct Files {
     /// The rec dictionary, when the rec model does not carry it in its metadata.
     #[serde(default)]
     pub dict: Option<FileRef>,
+    /// The whole-page orientation classifier (0, 90, 180, 270), if any.
+    #[serde(default)]
+    pub orientation: Option<FileRef>,
 }
 
 /// A file of the set (where it comes from and its hash are the Python side's business).
@@ -81,6 +87,18 @@ pub struct RecSettings {
     /// The publisher's input width: shorter crops are padded to it (reference profile).
     pub width: usize,
     pub dictionary: Dictionary,
+}
+
+/// The page orientation model's input: the image scaled to `resize_short` on its short
+/// side, the centre `crop` x `crop`, normalised per channel (B, G, R).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OrientationSettings {
+    pub resize_short: usize,
+    pub crop: usize,
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+    /// Where its labels ("0", "90", "180", "270") are.
+    pub labels: Dictionary,
 }
 
 /// Where the rec dictionary comes from.
@@ -125,17 +143,21 @@ impl ModelSet {
         catalogue().sets.keys().cloned().collect()
     }
 
-    /// The file names the engine reads, det, cls, rec and (if any) the dictionary.
+    /// The file names the engine reads: det, cls, rec, then the dictionary and the
+    /// orientation model if the set has them.
     pub fn file_names(&self) -> Vec<String> {
-        let mut names = vec![
-            self.files.det.name.clone(),
-            self.files.cls.name.clone(),
-            self.files.rec.name.clone(),
-        ];
-        if let Some(d) = &self.files.dict {
-            names.push(d.name.clone());
-        }
-        names
+        let f = &self.files;
+        [
+            Some(&f.det),
+            Some(&f.cls),
+            Some(&f.rec),
+            f.dict.as_ref(),
+            f.orientation.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|r| r.name.clone())
+        .collect()
     }
 }
 
@@ -157,6 +179,11 @@ mod tests {
                 assert_eq!(role, "dict", "{name}: the dictionary file's role");
                 assert!(set.files.dict.is_some(), "{name} names no dict file");
             }
+            assert_eq!(
+                set.orientation.is_some(),
+                set.files.orientation.is_some(),
+                "{name}: orientation settings and file go together"
+            );
         }
         assert!(ModelSet::named("ppocr-v9").is_err());
     }

@@ -11,10 +11,14 @@ use crate::geometry::{
     crop_perspective, order_points_clockwise, resize_bilinear, rotate180, round_half_even, Quad,
 };
 use crate::normalize::{crop_luts, det_luts, Luts};
+use crate::orientation::{self, Turn};
 use crate::rec::{recognize, Plan};
 use crate::runtime::Model;
 use crate::sizing::{default_det, reference_det, reference_global, reference_letterbox};
-use crate::{ClsSettings, DetSettings, Limits, ModelSet, OcrError, StageTimings, TextLine};
+use crate::{
+    ClsSettings, DetSettings, Dictionary, Limits, ModelSet, OcrError, OrientationSettings,
+    StageTimings, TextLine,
+};
 
 /// Lines below this recognition score are dropped (reference `text_score`).
 const TEXT_SCORE: f32 = 0.5;
@@ -24,11 +28,47 @@ const REFERENCE_DET_BUDGET_FACTOR: u64 = 4;
 /// rotated 180°. Upright lines of the test set score >= 0.947, upside-down ones <= 0.87.
 const REREAD_BELOW: f32 = 0.9;
 
+/// The page orientation model with what it needs to run.
+pub(crate) struct Orienter {
+    model: Model,
+    settings: OrientationSettings,
+    labels: Vec<Turn>,
+    luts: Luts,
+}
+
+impl Orienter {
+    pub fn new(
+        model: Model,
+        settings: &OrientationSettings,
+        set: &ModelSet,
+    ) -> Result<Orienter, OcrError> {
+        let text = match &settings.labels {
+            Dictionary::Metadata(key) => model.metadata(key),
+            Dictionary::File(_) => None,
+        };
+        let labels = text
+            .ok_or_else(|| format!("the {} set's orientation model has no labels", set.name))
+            .and_then(|t| orientation::parse_labels(&t))
+            .map_err(OcrError::Setup)?;
+        Ok(Orienter {
+            model,
+            settings: settings.clone(),
+            labels,
+            luts: det_luts(settings.mean, settings.std),
+        })
+    }
+}
+
 pub(crate) struct Pipeline {
     pub det: Model,
     pub cls: Model,
     pub rec: Model,
     pub charset: Charset,
+    /// Turns pages upright before det (default profile), when the set has the model.
+    orienter: Option<Orienter>,
+    /// The clockwise turn of the content found in the last task (0 when not turned).
+    pub last_turn: Turn,
+    orient_buf: Vec<f32>,
     det_settings: DetSettings,
     cls_settings: ClsSettings,
     /// Rec batching and sizes of each profile, for this set.
@@ -84,12 +124,22 @@ fn valid_crop(img: &RgbImage) -> bool {
 }
 
 impl Pipeline {
-    pub fn new(det: Model, cls: Model, rec: Model, charset: Charset, set: &ModelSet) -> Pipeline {
+    pub fn new(
+        det: Model,
+        cls: Model,
+        rec: Model,
+        charset: Charset,
+        orienter: Option<Orienter>,
+        set: &ModelSet,
+    ) -> Pipeline {
         Pipeline {
             det,
             cls,
             rec,
             charset,
+            orienter,
+            last_turn: 0,
+            orient_buf: Vec::new(),
             det_settings: set.det,
             cls_settings: set.cls,
             reference_plan: Plan::reference(&set.rec),
@@ -106,7 +156,12 @@ impl Pipeline {
     /// current work rather than its largest task.
     pub fn trim(&mut self) {
         const KEEP: usize = 8 << 20; // floats
-        for b in [&mut self.det_buf, &mut self.cls_buf, &mut self.rec_buf] {
+        for b in [
+            &mut self.det_buf,
+            &mut self.cls_buf,
+            &mut self.rec_buf,
+            &mut self.orient_buf,
+        ] {
             if b.capacity() > KEEP {
                 *b = Vec::new();
             }
@@ -296,14 +351,52 @@ impl Pipeline {
         )
     }
 
-    /// The models with the reference's defects fixed (see docs/profiles.md).
+    /// The models with the reference's defects fixed (see docs/profiles.md); a page turned
+    /// by 90, 180 or 270 degrees is read upright and its boxes mapped back.
     pub fn run_default(
         &mut self,
-        img: &RgbImage,
+        input: &RgbImage,
         limits: &Limits,
         t: &mut StageTimings,
     ) -> Result<Vec<TextLine>, OcrError> {
         let t0 = Instant::now();
+        self.last_turn = 0;
+        let turned;
+        let mut img = input;
+        if let Some(o) = self.orienter.as_mut() {
+            let (turn, score) = orientation::classify(
+                &mut o.model,
+                &o.settings,
+                &o.labels,
+                input,
+                &o.luts,
+                &mut self.orient_buf,
+                &mut t.model_ms,
+            )?;
+            if turn != 0 && score >= orientation::MIN_SCORE {
+                turned = orientation::upright(input, turn);
+                img = &turned;
+                self.last_turn = turn;
+            }
+        }
+        let mut lines = self.read_upright(img, limits, t, t0)?;
+        if self.last_turn != 0 {
+            let (w, h) = (input.width() as f32, input.height() as f32);
+            for line in &mut lines {
+                line.bbox = orientation::box_to_input(&line.bbox, self.last_turn, w, h);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// The default profile on an upright image; det time counts from `t0`.
+    fn read_upright(
+        &mut self,
+        img: &RgbImage,
+        limits: &Limits,
+        t: &mut StageTimings,
+        t0: Instant,
+    ) -> Result<Vec<TextLine>, OcrError> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let plan = default_det(w, h, limits.max_det_pixels);
         let resized;

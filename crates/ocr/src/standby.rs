@@ -11,7 +11,7 @@ use ort::environment::Environment;
 use crate::ctc::Charset;
 use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Orienter, Pipeline};
 use crate::runtime::{environment, providers_available, Model};
 use crate::{cuda_libs, Device, Dictionary, EngineInfo, EngineOptions, OcrError};
 
@@ -25,6 +25,8 @@ pub struct Standby {
     rec: ModelFile,
     /// The dictionary file's text, for sets whose rec model does not carry it.
     dict: Option<String>,
+    /// The page orientation model, for sets that have one.
+    orientation: Option<ModelFile>,
 }
 
 /// A model file read into memory, with its path for error messages.
@@ -75,6 +77,10 @@ impl Standby {
             }
             None => None,
         };
+        let orientation = match &set.files.orientation {
+            Some(file) => Some(ModelFile::read(dir, &file.name)?),
+            None => None,
+        };
         if let Device::Cuda(n) = opts.device {
             cuda_libs::load(&opts.ort_dylib, n)?;
         }
@@ -102,6 +108,7 @@ impl Standby {
             cls,
             rec,
             dict,
+            orientation,
         })
     }
 
@@ -110,27 +117,36 @@ impl Standby {
         self.info.clone()
     }
 
-    /// Creates the three sessions (on CUDA: the context and the arena) and the engine. The
-    /// model bytes are dropped once the sessions hold their own copy.
+    /// Creates the sessions (on CUDA: the context and the arena) and the engine. The model
+    /// bytes are dropped once the sessions hold their own copy.
     ///
-    /// Rec is created on a second thread while det and cls are created here: session
-    /// creation is CPU-bound graph work and rec's takes as long as the other two together,
-    /// so a worker is ready sooner whenever a second core is free.
+    /// Rec is created on a second thread while det, cls and orientation are created here:
+    /// session creation is CPU-bound graph work and rec's takes as long as the others
+    /// together, so a worker is ready sooner whenever a second core is free.
     pub fn activate(self) -> Result<Engine, OcrError> {
         let (env, opts, cache) = (self.env, &self.opts, self.graph_cache.as_ref());
-        let (det_cls, rec) = std::thread::scope(|s| {
+        let (others, rec) = std::thread::scope(|s| {
             let rec = s.spawn(|| self.rec.load(env, opts, "rec", cache));
-            let det_cls = self
-                .det
-                .load(env, opts, "det", cache)
-                .and_then(|det| Ok((det, self.cls.load(env, opts, "cls", cache)?)));
+            let others = (|| {
+                let det = self.det.load(env, opts, "det", cache)?;
+                let cls = self.cls.load(env, opts, "cls", cache)?;
+                let orientation = match &self.orientation {
+                    Some(f) => Some(f.load(env, opts, "orientation", cache)?),
+                    None => None,
+                };
+                Ok((det, cls, orientation))
+            })();
             let rec = rec
                 .join()
                 .unwrap_or_else(|_| Err(OcrError::Setup("rec: session creation panicked".into())));
-            (det_cls, rec)
+            (others, rec)
         });
-        let ((det, cls), rec) = (det_cls?, rec?);
+        let ((det, cls, orientation), rec) = (others?, rec?);
         let set = &self.opts.model_set;
+        let orienter = match (orientation, &set.orientation) {
+            (Some(model), Some(settings)) => Some(Orienter::new(model, settings, set)?),
+            _ => None,
+        };
         let dict = match (&set.rec.dictionary, self.dict) {
             (Dictionary::Metadata(key), _) => rec.metadata(key).ok_or_else(|| {
                 OcrError::Setup(format!(
@@ -149,7 +165,7 @@ impl Standby {
         let charset = Charset::from_lines(&dict);
         log::debug!("rec dictionary: {} entries", charset.entries());
         Ok(Engine::assemble(
-            Pipeline::new(det, cls, rec, charset, set),
+            Pipeline::new(det, cls, rec, charset, orienter, set),
             self.info,
         ))
     }

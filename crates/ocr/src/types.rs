@@ -148,6 +148,9 @@ pub struct OcrOutput {
     pub lines: Vec<TextLine>,
     pub width: u32,
     pub height: u32,
+    /// How far the page's content was turned clockwise (0, 90, 180, 270), as found by the
+    /// orientation model; it was read upright and its boxes are in input pixels.
+    pub rotation: u16,
     pub timings: StageTimings,
 }
 

@@ -115,6 +115,9 @@ pub struct OcrResult {
     pub lines: Vec<Line>,
     pub width: u32,
     pub height: u32,
+    /// Clockwise turn of the page's content the worker found and undid (0, 90, 180, 270).
+    #[serde(default)]
+    pub rotation: u16,
     pub timings: Timings,
 }
 

@@ -220,6 +220,7 @@ fn ocr(
     Ok(OcrResult {
         width: out.width,
         height: out.height,
+        rotation: out.rotation,
         lines: out
             .lines
             .into_iter()

@@ -81,7 +81,12 @@ impl Engine {
         self.trace = TaskTrace {
             det: self.pipeline.det.take_shapes(),
             cls: self.pipeline.cls.take_shapes(),
-            rec: self.pipeline.rec.take_shapes(),
+            rec: self
+                .pipeline
+                .rec
+                .iter_mut()
+                .flat_map(|lane| lane.model.take_shapes())
+                .collect(),
         };
         let lines = lines?;
         t.total_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -14,7 +14,9 @@ use crate::normalize::{crop_luts, det_luts, Luts};
 use crate::orientation::{self, Turn};
 use crate::rec::{recognize, Plan};
 use crate::runtime::Model;
-use crate::sizing::{default_det, reference_det, reference_global, reference_letterbox};
+use crate::sizing::{
+    default_det, reference_det, reference_global, reference_letterbox, scaled_pixels, DetPlan,
+};
 use crate::{
     ClsSettings, DetSettings, Dictionary, Limits, ModelSet, OcrError, OrientationSettings,
     StageTimings, TextLine,
@@ -24,6 +26,14 @@ use crate::{
 const TEXT_SCORE: f32 = 0.5;
 /// The reference refuses nothing; we refuse det inputs this many times the default budget.
 const REFERENCE_DET_BUDGET_FACTOR: u64 = 4;
+/// Default profile, first det pass: at most this many det pixels. A 150 dpi page (1241 x
+/// 1754) is read at 0.66 of its size, where its text boxes are ~16 px high; recall on pages
+/// held down to ~11 px boxes (see docs/profiles.md).
+const FIRST_PASS_DET_PIXELS: u64 = 1_000_000;
+/// When the median box found is lower than this (det pixels), det runs again larger ...
+const SMALL_TEXT_PX: f32 = 10.0;
+/// ... at the scale that makes it about this high (within max_det_pixels).
+const TEXT_PX: f32 = 16.0;
 /// Default profile: a doubtful line whose upright reading scores below this is also read
 /// rotated 180°. Upright lines of the test set score >= 0.947, upside-down ones <= 0.87.
 const REREAD_BELOW: f32 = 0.9;
@@ -59,10 +69,27 @@ impl Orienter {
     }
 }
 
+/// One rec session with its input buffer. CPU engines with two or more threads have two,
+/// each with half the threads, and read a page's lines on both at once (see `read_lines`).
+pub(crate) struct RecLane {
+    pub model: Model,
+    buf: Vec<f32>,
+}
+
+impl RecLane {
+    pub fn new(model: Model) -> RecLane {
+        RecLane {
+            model,
+            buf: Vec::new(),
+        }
+    }
+}
+
 pub(crate) struct Pipeline {
     pub det: Model,
     pub cls: Model,
-    pub rec: Model,
+    /// At least one.
+    pub rec: Vec<RecLane>,
     pub charset: Charset,
     /// Turns pages upright before det (default profile), when the set has the model.
     orienter: Option<Orienter>,
@@ -76,7 +103,6 @@ pub(crate) struct Pipeline {
     default_plan: Plan,
     det_buf: Vec<f32>,
     cls_buf: Vec<f32>,
-    rec_buf: Vec<f32>,
     det_luts: Luts,
     crop_luts: Luts,
 }
@@ -127,7 +153,7 @@ impl Pipeline {
     pub fn new(
         det: Model,
         cls: Model,
-        rec: Model,
+        rec: Vec<RecLane>,
         charset: Charset,
         orienter: Option<Orienter>,
         set: &ModelSet,
@@ -146,7 +172,6 @@ impl Pipeline {
             default_plan: Plan::default_for(&set.rec),
             det_buf: Vec::new(),
             cls_buf: Vec::new(),
-            rec_buf: Vec::new(),
             det_luts: det_luts(set.det.mean, set.det.std),
             crop_luts: crop_luts(),
         }
@@ -156,12 +181,11 @@ impl Pipeline {
     /// current work rather than its largest task.
     pub fn trim(&mut self) {
         const KEEP: usize = 8 << 20; // floats
-        for b in [
-            &mut self.det_buf,
-            &mut self.cls_buf,
-            &mut self.rec_buf,
-            &mut self.orient_buf,
-        ] {
+        let lanes = self.rec.iter_mut().map(|l| &mut l.buf);
+        for b in [&mut self.det_buf, &mut self.cls_buf, &mut self.orient_buf]
+            .into_iter()
+            .chain(lanes)
+        {
             if b.capacity() > KEEP {
                 *b = Vec::new();
             }
@@ -283,12 +307,13 @@ impl Pipeline {
         let texts = if refs.is_empty() {
             Vec::new()
         } else {
+            let lane = &mut self.rec[0];
             recognize(
-                &mut self.rec,
+                &mut lane.model,
                 &self.charset,
                 &refs,
                 self.reference_plan,
-                &mut self.rec_buf,
+                &mut lane.buf,
                 &self.crop_luts,
                 &mut t.model_ms,
             )?
@@ -334,21 +359,69 @@ impl Pipeline {
         )
     }
 
-    /// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`).
+    /// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`),
+    /// spread over the rec lanes, widest lines first to the least loaded lane; each lane
+    /// runs on its own thread. `model_ms` grows by the busiest lane's time in `run`.
     fn read_lines(
         &mut self,
         crops: &[&RgbImage],
         model_ms: &mut f64,
     ) -> Result<Vec<(String, f32)>, OcrError> {
-        recognize(
-            &mut self.rec,
-            &self.charset,
-            crops,
-            self.default_plan,
-            &mut self.rec_buf,
-            &self.crop_luts,
-            model_ms,
-        )
+        let (charset, plan, luts) = (&self.charset, self.default_plan, &self.crop_luts);
+        if self.rec.len() == 1 || crops.len() < 2 {
+            let lane = &mut self.rec[0];
+            return recognize(
+                &mut lane.model,
+                charset,
+                crops,
+                plan,
+                &mut lane.buf,
+                luts,
+                model_ms,
+            );
+        }
+        let shares = share_by_width(crops, self.rec.len());
+        let results = std::thread::scope(|s| {
+            let running: Vec<_> = self
+                .rec
+                .iter_mut()
+                .zip(&shares)
+                .map(|(lane, idx)| {
+                    let mine: Vec<&RgbImage> = idx.iter().map(|&i| crops[i]).collect();
+                    s.spawn(move || {
+                        let mut ms = 0.0;
+                        let r = recognize(
+                            &mut lane.model,
+                            charset,
+                            &mine,
+                            plan,
+                            &mut lane.buf,
+                            luts,
+                            &mut ms,
+                        );
+                        r.map(|texts| (texts, ms))
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(OcrError::Inference("rec: a lane panicked".into())))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut out = vec![(String::new(), 0.0f32); crops.len()];
+        let mut busiest = 0.0f64;
+        for (idx, result) in shares.iter().zip(results) {
+            let (texts, ms) = result?;
+            busiest = busiest.max(ms);
+            for (&i, text) in idx.iter().zip(texts) {
+                out[i] = text;
+            }
+        }
+        *model_ms += busiest;
+        Ok(out)
     }
 
     /// The models with the reference's defects fixed (see docs/profiles.md); a page turned
@@ -389,16 +462,14 @@ impl Pipeline {
         Ok(lines)
     }
 
-    /// The default profile on an upright image; det time counts from `t0`.
-    fn read_upright(
+    /// Det on `img` laid out as `plan` says: quads in det pixels.
+    fn detect_at(
         &mut self,
         img: &RgbImage,
-        limits: &Limits,
-        t: &mut StageTimings,
-        t0: Instant,
-    ) -> Result<Vec<TextLine>, OcrError> {
+        plan: &DetPlan,
+        model_ms: &mut f64,
+    ) -> Result<Vec<(Quad, f32)>, OcrError> {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let plan = default_det(w, h, limits.max_det_pixels);
         let resized;
         let det_img = if plan.rw == w && plan.rh == h {
             img
@@ -417,14 +488,43 @@ impl Pipeline {
             luts: &self.det_luts,
             settings: &self.det_settings,
         };
-        let quads = detect(
+        detect(
             &mut self.det,
             det_img,
             &canvas,
             &mut self.det_buf,
             &detector,
-            &mut t.model_ms,
-        )?;
+            model_ms,
+        )
+    }
+
+    /// The default profile on an upright image; det time counts from `t0`.
+    fn read_upright(
+        &mut self,
+        img: &RgbImage,
+        limits: &Limits,
+        t: &mut StageTimings,
+        t0: Instant,
+    ) -> Result<Vec<TextLine>, OcrError> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        // First at a size that suits text of ordinary size on a page; again, larger, when
+        // the text found is too small to have been read well at that size (or none was).
+        let full = default_det(w, h, limits.max_det_pixels);
+        let mut plan = default_det(w, h, limits.max_det_pixels.min(FIRST_PASS_DET_PIXELS));
+        let mut quads = self.detect_at(img, &plan, &mut t.model_ms)?;
+        if plan.scale < full.scale {
+            let heights: Vec<f32> = quads.iter().map(|(q, _)| quad_height(q)).collect();
+            let wanted = match median(&heights) {
+                Some(m) if m < SMALL_TEXT_PX => plan.scale * (TEXT_PX / m) as f64,
+                Some(_) => plan.scale,
+                None => full.scale,
+            };
+            if wanted > plan.scale * 1.1 {
+                let budget = limits.max_det_pixels.min(scaled_pixels(w, h, wanted));
+                plan = default_det(w, h, budget);
+                quads = self.detect_at(img, &plan, &mut t.model_ms)?;
+            }
+        }
         let (sx, sy) = (plan.rw as f32 / w as f32, plan.rh as f32 / h as f32);
         let pad = plan.pad as f32;
         let mut boxes: Vec<Quad> = Vec::new();
@@ -503,5 +603,52 @@ impl Pipeline {
                 bbox: boxes[i],
             })
             .collect())
+    }
+}
+
+/// A quad's height: its shorter side (text boxes are wider than high).
+fn quad_height(q: &Quad) -> f32 {
+    dist(q[0], q[1]).min(dist(q[0], q[3]))
+}
+
+fn median(v: &[f32]) -> Option<f32> {
+    let mut v = v.to_vec();
+    v.sort_by(f32::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+/// Crop indices for each of `lanes` lanes: widest (at rec height) first, each to the lane
+/// with the least width so far, so the lanes finish together.
+fn share_by_width(crops: &[&RgbImage], lanes: usize) -> Vec<Vec<usize>> {
+    let width = |i: usize| crops[i].width() as f64 / crops[i].height().max(1) as f64;
+    let mut order: Vec<usize> = (0..crops.len()).collect();
+    order.sort_by(|&a, &b| width(b).total_cmp(&width(a)));
+    let mut shares = vec![Vec::new(); lanes];
+    let mut load = vec![0.0f64; lanes];
+    for i in order {
+        let lane = (0..lanes).fold(0, |m, k| if load[k] < load[m] { k } else { m });
+        load[lane] += width(i).max(2.0); // short crops are padded to twice the height
+        shares[lane].push(i);
+    }
+    shares
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_get_balanced_widths_and_every_crop_once() {
+        let crops: Vec<RgbImage> = [10u32, 90, 40, 50, 30, 60]
+            .iter()
+            .map(|&w| RgbImage::new(w, 10))
+            .collect();
+        let refs: Vec<&RgbImage> = crops.iter().collect();
+        let shares = share_by_width(&refs, 2);
+        let mut all: Vec<usize> = shares.concat();
+        all.sort();
+        assert_eq!(all, vec![0, 1, 2, 3, 4, 5]);
+        let sum = |s: &Vec<usize>| s.iter().map(|&i| crops[i].width()).sum::<u32>();
+        assert_eq!((sum(&shares[0]), sum(&shares[1])), (140, 140));
     }
 }

@@ -96,6 +96,12 @@ pub(crate) const DEFAULT_MAX_LONG: f64 = 2560.0;
 /// Border added on each side, in det pixels: text touching the edge still gets context.
 pub(crate) const DEFAULT_PAD: usize = 16;
 
+/// Det pixels (padded canvas) of `w` x `h` scaled by `scale`: a budget that gives that scale.
+pub(crate) fn scaled_pixels(w: usize, h: usize, scale: f64) -> u64 {
+    let side = |v: usize| ceil32((v as f64 * scale).round() as usize + 2 * DEFAULT_PAD);
+    (side(w) * side(h)) as u64
+}
+
 fn ceil32(v: usize) -> usize {
     v.div_ceil(32) * 32
 }

@@ -11,7 +11,7 @@ use ort::environment::Environment;
 use crate::ctc::Charset;
 use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
-use crate::pipeline::{Orienter, Pipeline};
+use crate::pipeline::{Orienter, Pipeline, RecLane};
 use crate::runtime::{environment, providers_available, Model};
 use crate::{cuda_libs, Device, Dictionary, EngineInfo, EngineOptions, OcrError};
 
@@ -125,8 +125,13 @@ impl Standby {
     /// together, so a worker is ready sooner whenever a second core is free.
     pub fn activate(self) -> Result<Engine, OcrError> {
         let (env, opts, cache) = (self.env, &self.opts, self.graph_cache.as_ref());
+        let (lanes, rec_opts) = rec_lanes(opts);
         let (others, rec) = std::thread::scope(|s| {
-            let rec = s.spawn(|| self.rec.load(env, opts, "rec", cache));
+            let rec = s.spawn(|| {
+                (0..lanes)
+                    .map(|_| Ok(RecLane::new(self.rec.load(env, &rec_opts, "rec", cache)?)))
+                    .collect::<Result<Vec<_>, OcrError>>()
+            });
             let others = (|| {
                 let det = self.det.load(env, opts, "det", cache)?;
                 let cls = self.cls.load(env, opts, "cls", cache)?;
@@ -148,7 +153,7 @@ impl Standby {
             _ => None,
         };
         let dict = match (&set.rec.dictionary, self.dict) {
-            (Dictionary::Metadata(key), _) => rec.metadata(key).ok_or_else(|| {
+            (Dictionary::Metadata(key), _) => rec[0].model.metadata(key).ok_or_else(|| {
                 OcrError::Setup(format!(
                     "{} has no {key:?} metadata, where the {} set keeps its dictionary",
                     set.files.rec.name, set.name
@@ -168,5 +173,21 @@ impl Standby {
             Pipeline::new(det, cls, rec, charset, orienter, set),
             self.info,
         ))
+    }
+}
+
+/// How many rec sessions an engine runs a page's lines on, and their options. A CPU engine
+/// with two or more threads gets two, each with half the threads: per-line rec runs are
+/// too short to keep two threads busy (one line on 2 threads: 1.5x the speed of 1), two
+/// lines at once on 1 thread each keep both (measured in docs/profiles.md). CUDA runs
+/// one: the GPU is shared anyway, and a second session doubles the arena.
+fn rec_lanes(opts: &EngineOptions) -> (usize, EngineOptions) {
+    match opts.device {
+        Device::Cpu if opts.intra_threads >= 2 => {
+            let mut half = opts.clone();
+            half.intra_threads = opts.intra_threads / 2;
+            (2, half)
+        }
+        _ => (1, opts.clone()),
     }
 }

@@ -27,13 +27,18 @@ const TEXT_SCORE: f32 = 0.5;
 /// The reference refuses nothing; we refuse det inputs this many times the default budget.
 const REFERENCE_DET_BUDGET_FACTOR: u64 = 4;
 /// Default profile, first det pass: at most this many det pixels. A 150 dpi page (1241 x
-/// 1754) is read at 0.66 of its size, where its text boxes are ~16 px high; recall on pages
-/// held down to ~11 px boxes (see docs/profiles.md).
+/// 1754) is read at 0.66 of its size, where its text boxes are ~17 px high (text ~7 px);
+/// recall on pages held down to ~11 px boxes (see docs/profiles.md).
 const FIRST_PASS_DET_PIXELS: u64 = 1_000_000;
-/// When the median box found is lower than this (det pixels), det runs again larger ...
-const SMALL_TEXT_PX: f32 = 10.0;
+/// ... but never smaller than this scale: text that was already small would merge into
+/// blobs that look like large text (then no second pass would follow).
+const FIRST_PASS_MIN_SCALE: f64 = 0.5;
+/// When the median text found (box height without the unclip margin) is lower than this, in
+/// det pixels, det runs again larger ... On the 29 tuning and held-out pages at 1 MP it was
+/// 5.8-8.3 px; where it is lower, lines start to merge into blobs (which also look taller).
+const SMALL_TEXT_PX: f32 = 5.5;
 /// ... at the scale that makes it about this high (within max_det_pixels).
-const TEXT_PX: f32 = 16.0;
+const TEXT_PX: f32 = 7.0;
 /// Default profile: a doubtful line whose upright reading scores below this is also read
 /// rotated 180°. Upright lines of the test set score >= 0.947, upside-down ones <= 0.87.
 const REREAD_BELOW: f32 = 0.9;
@@ -510,10 +515,14 @@ impl Pipeline {
         // First at a size that suits text of ordinary size on a page; again, larger, when
         // the text found is too small to have been read well at that size (or none was).
         let full = default_det(w, h, limits.max_det_pixels);
-        let mut plan = default_det(w, h, limits.max_det_pixels.min(FIRST_PASS_DET_PIXELS));
+        let first = FIRST_PASS_DET_PIXELS.max(scaled_pixels(w, h, FIRST_PASS_MIN_SCALE));
+        let mut plan = default_det(w, h, limits.max_det_pixels.min(first));
         let mut quads = self.detect_at(img, &plan, &mut t.model_ms)?;
         if plan.scale < full.scale {
-            let heights: Vec<f32> = quads.iter().map(|(q, _)| quad_height(q)).collect();
+            // DB boxes are the text grown by the unclip ratio: a box of height H holds text
+            // about H / (1 + ratio) high.
+            let grown = 1.0 + self.det_settings.unclip_ratio;
+            let heights: Vec<f32> = quads.iter().map(|(q, _)| quad_height(q) / grown).collect();
             let wanted = match median(&heights) {
                 Some(m) if m < SMALL_TEXT_PX => plan.scale * (TEXT_PX / m) as f64,
                 Some(_) => plan.scale,

@@ -633,3 +633,79 @@ fn graph_cache_gives_the_same_results() {
     same_as_plain(&mut third, "after a damaged graph");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn two_rec_lanes_read_as_one() {
+    // intra_threads 2 gives two rec sessions of one thread each, reading lines at once;
+    // intra_threads 1 one session reading them in turn. Same lines, same text, same boxes.
+    let Some(base) = cpu_options() else {
+        println!(
+            "two_rec_lanes_read_as_one: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB"
+        );
+        return;
+    };
+    let with = |threads| {
+        Engine::new(&EngineOptions {
+            intra_threads: threads,
+            ..base.clone()
+        })
+        .unwrap()
+    };
+    let (mut one, mut two) = (with(1), with(2));
+    let page = std::fs::read(data_dir().join("13_page_paragraph.png")).unwrap();
+    let a = one
+        .run(ImageInput::Encoded(&page), &task(Profile::Default))
+        .unwrap();
+    let b = two
+        .run(ImageInput::Encoded(&page), &task(Profile::Default))
+        .unwrap();
+    assert!(a.lines.len() > 20, "{}", a.lines.len());
+    assert_eq!(a.lines, b.lines);
+    assert_eq!(one.last_trace().rec.len(), two.last_trace().rec.len());
+}
+
+#[test]
+fn small_text_on_a_large_image_gets_a_second_larger_det_pass() {
+    // The paragraph page at 0.6 of its size in the middle of a 3000 x 3000 sheet: the first
+    // det pass (at half size) finds text too small, so det runs again larger (the budget
+    // allows 9.5 MP here), with text ~7 px high, and the page reads well.
+    let Some(mut eng) = engine("small_text_on_a_large_image_gets_a_second_larger_det_pass") else {
+        return;
+    };
+    let page = image::open(data_dir().join("13_page_paragraph.png")).unwrap();
+    let small = page.resize(600, 840, image::imageops::FilterType::Triangle);
+    let mut sheet = image::RgbImage::from_pixel(3000, 3000, image::Rgb([255, 255, 255]));
+    image::imageops::overlay(&mut sheet, &small.to_rgb8(), 1200, 1000);
+    let opts = TaskOptions {
+        profile: Profile::Default,
+        limits: Limits {
+            max_det_pixels: 9_500_000,
+            ..Limits::default()
+        },
+    };
+    let sheet_bytes = png_bytes(&image::DynamicImage::ImageRgb8(sheet));
+    let big = eng.run(ImageInput::Encoded(&sheet_bytes), &opts).unwrap();
+    let det = eng.last_trace().det.clone();
+    assert_eq!(det.len(), 2, "{det:?}");
+    assert!(
+        2 * det[1][2] * det[1][3] > 3 * det[0][2] * det[0][3],
+        "{det:?}"
+    );
+    // Read well: within 3 % of the page's ground truth (its 34 lines, in order).
+    let truth: Vec<String> = json("ground_truth.json")["13_page_paragraph.png"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    let (t, b) = (
+        truth.join("\n").chars().collect::<Vec<_>>(),
+        joined(&big).chars().collect::<Vec<_>>(),
+    );
+    let edits = levenshtein(&t, &b);
+    assert!(
+        edits * 100 <= 3 * t.len(),
+        "{edits} edits:\n{}",
+        joined(&big)
+    );
+}

@@ -86,3 +86,11 @@ def test_defaults_and_readme_table_cover_every_variable():
 def test_readme_configuration_table_matches_the_code():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert markdown_table() in readme, "regenerate it: python -m vram_orchestrator.settings"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1, 10**30, "ppocr-v9", ""])
+def test_string_choices_refuse_numbers_and_unknown_names(bad):
+    for keyword in ("ocr_models", "cudnn_conv_algo"):
+        with pytest.raises(vo.ConfigError) as info:
+            Settings.load({keyword: bad}, environ={})
+        assert keyword in str(info.value) and "expected" in str(info.value)

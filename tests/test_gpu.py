@@ -13,6 +13,7 @@ import time
 import pytest
 
 import vram_orchestrator as vo
+from conftest import wait_for
 from vram_orchestrator import resources
 from vram_orchestrator.settings import Settings
 
@@ -45,15 +46,6 @@ def _listed(pids: set[int]) -> float | None:
     """Memory NVML lists for `pids` now, or None when it lists none of them."""
     found = [p["used_mb"] or 0.0 for p in _device()["processes"] if p["pid"] in pids]
     return sum(found) if found else None
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @pytest.fixture
@@ -129,9 +121,9 @@ def test_memory_returns_when_the_worker_goes_idle(make_pool, ocrset, idle_level)
     pid = r["worker"]["pid"]
     used_while_warm = _device()["used_mb"]
     assert r["vram_peak_mb"] is None or r["vram_peak_mb"] > 0
-    assert _wait(lambda: not pool.runtime_info()["workers"], 2.0), "the worker did not exit"
-    assert _wait(lambda: _listed({pid}) is None, 1.0), "NVML still lists the exited worker"
-    assert _wait(lambda: _device()["used_mb"] <= idle_level + TOLERANCE_MB, 1.0), (
+    assert wait_for(lambda: not pool.runtime_info()["workers"], 2.0), "the worker did not exit"
+    assert wait_for(lambda: _listed({pid}) is None, 1.0), "NVML still lists the exited worker"
+    assert wait_for(lambda: _device()["used_mb"] <= idle_level + TOLERANCE_MB, 1.0), (
         f"device used {_device()['used_mb']:.0f} MB after idle, {idle_level:.0f} MB before "
         f"({used_while_warm:.0f} MB while the worker was alive)"
     )
@@ -139,7 +131,7 @@ def test_memory_returns_when_the_worker_goes_idle(make_pool, ocrset, idle_level)
 
 def test_a_standby_worker_holds_no_vram_and_answers(make_pool, ocrset, idle_level):
     pool = make_pool(device="cuda:0", free_vram_on_idle=True, idle_timeout_s=0, standby=True)
-    assert _wait(
+    assert wait_for(
         lambda: (
             [w["standby"] for w in pool.runtime_info()["workers"]] == [True]
             and pool.runtime_info()["workers"][0]["state"] == "idle"

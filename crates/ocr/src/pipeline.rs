@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::cls::classify;
+use crate::cls::{classify, order_by_ratio};
 use crate::ctc::Charset;
 use crate::det::{border_colour, detect, Canvas, Detector};
 use crate::geometry::{
@@ -630,8 +630,8 @@ fn median(v: &[f32]) -> Option<f32> {
 /// with the least width so far, so the lanes finish together.
 fn share_by_width(crops: &[&RgbImage], lanes: usize) -> Vec<Vec<usize>> {
     let width = |i: usize| crops[i].width() as f64 / crops[i].height().max(1) as f64;
-    let mut order: Vec<usize> = (0..crops.len()).collect();
-    order.sort_by(|&a, &b| width(b).total_cmp(&width(a)));
+    let mut order = order_by_ratio(crops);
+    order.reverse();
     let mut shares = vec![Vec::new(); lanes];
     let mut load = vec![0.0f64; lanes];
     for i in order {

@@ -9,8 +9,8 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 use vram_orch_supervisor::{
-    DeviceChoice, GpuConfig, GpuSource, InputKind, OcrOptions, PoolConfig, Profile, TaskInput,
-    TaskSuccess,
+    AnalyzeRequest, DeviceChoice, GpuConfig, GpuSource, InputKind, Line, OcrOptions, PageLayout,
+    PoolConfig, Profile, TaskInput, TaskSuccess, TextCell,
 };
 
 use crate::errors::InvalidInput;
@@ -109,6 +109,7 @@ pub fn task_input(image: &Bound<'_, PyAny>) -> PyResult<TaskInput> {
                 path: image.extract::<String>()?,
             },
             payload: Arc::new(Vec::new()),
+            analyze: None,
         });
     }
     if let Ok(bytes) = image.cast::<PyBytes>() {
@@ -130,6 +131,7 @@ fn encoded(bytes: Vec<u8>) -> TaskInput {
     TaskInput {
         kind: InputKind::Encoded,
         payload: Arc::new(bytes),
+        analyze: None,
     }
 }
 
@@ -164,20 +166,33 @@ fn raw(array: &PyReadonlyArrayDyn<'_, u8>) -> PyResult<TaskInput> {
             channels: channels as u8,
         },
         payload: Arc::new(data),
+        analyze: None,
+    })
+}
+
+/// A page analysis request from `{"tables": bool, "text_cells": None | [(text, (l, t, r,
+/// b)), ...]}`.
+pub fn analyze_request(d: &Bound<'_, PyDict>) -> PyResult<AnalyzeRequest> {
+    let cells: Option<Vec<(String, [f32; 4])>> = get(d, "text_cells")?;
+    Ok(AnalyzeRequest {
+        tables: get(d, "tables")?,
+        text_cells: cells.map(|cells| {
+            cells
+                .into_iter()
+                .map(|(text, bbox)| TextCell { text, bbox })
+                .collect()
+        }),
     })
 }
 
 /// The result dict of DESIGN.md.
 pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py, PyDict>> {
-    let lines = PyList::empty(py);
-    for line in &s.result.lines {
-        let d = PyDict::new(py);
-        d.set_item("text", &line.text)?;
-        d.set_item("score", line.score)?;
-        let points: Vec<Vec<f32>> = line.bbox.iter().map(|p| p.to_vec()).collect();
-        d.set_item("box", points)?;
-        lines.append(d)?;
-    }
+    let line_dicts = s
+        .result
+        .lines
+        .iter()
+        .map(|line| line_dict(py, line))
+        .collect::<PyResult<Vec<_>>>()?;
     let t = &s.result.timings;
     let timings = PyDict::new(py);
     timings.set_item("queue", s.queue_ms)?;
@@ -188,13 +203,20 @@ pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py,
     timings.set_item("model", t.model_ms)?;
     timings.set_item("activate", t.activate_ms)?;
     timings.set_item("worker", t.total_ms)?;
+    if let Some(layout) = &s.result.layout {
+        timings.set_item("layout", layout.layout_ms)?;
+        timings.set_item("table", layout.table_ms)?;
+    }
     timings.set_item("total", s.total_ms)?;
     let worker = PyDict::new(py);
     worker.set_item("pid", s.worker.pid)?;
     worker.set_item("device", &s.worker.device)?;
     worker.set_item("tasks_served", s.worker.tasks_served)?;
     let d = PyDict::new(py);
-    d.set_item("lines", lines)?;
+    if let Some(layout) = &s.result.layout {
+        d.set_item("regions", regions(py, layout, &line_dicts)?)?;
+    }
+    d.set_item("lines", PyList::new(py, line_dicts)?)?;
     d.set_item("width", s.result.width)?;
     d.set_item("height", s.result.height)?;
     d.set_item("rotation", s.result.rotation)?;
@@ -204,4 +226,58 @@ pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py,
     // The worker's NVML peak during the task (GPU workers only).
     d.set_item("vram_peak_mb", s.vram_peak_mb)?;
     Ok(d)
+}
+
+fn line_dict<'py>(py: Python<'py>, line: &Line) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("text", &line.text)?;
+    d.set_item("score", line.score)?;
+    let points: Vec<Vec<f32>> = line.bbox.iter().map(|p| p.to_vec()).collect();
+    d.set_item("box", points)?;
+    Ok(d)
+}
+
+/// The regions of an analysis; each region lists its lines as the same dicts as the page's.
+fn regions<'py>(
+    py: Python<'py>,
+    layout: &PageLayout,
+    lines: &[Bound<'py, PyDict>],
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for region in &layout.regions {
+        let d = PyDict::new(py);
+        d.set_item("label", &region.label)?;
+        d.set_item("score", region.score)?;
+        d.set_item("box", region.bbox.to_vec())?;
+        let held = PyList::empty(py);
+        for &i in &region.lines {
+            if let Some(line) = lines.get(i as usize) {
+                held.append(line)?;
+            }
+        }
+        d.set_item("lines", held)?;
+        match &region.table {
+            None => d.set_item("table", py.None())?,
+            Some(table) => {
+                let cells = PyList::empty(py);
+                for cell in &table.cells {
+                    let c = PyDict::new(py);
+                    c.set_item("row", cell.row)?;
+                    c.set_item("col", cell.col)?;
+                    c.set_item("row_span", cell.row_span)?;
+                    c.set_item("col_span", cell.col_span)?;
+                    c.set_item("box", cell.bbox.to_vec())?;
+                    c.set_item("text", &cell.text)?;
+                    cells.append(c)?;
+                }
+                let t = PyDict::new(py);
+                t.set_item("rows", table.rows)?;
+                t.set_item("cols", table.cols)?;
+                t.set_item("cells", cells)?;
+                d.set_item("table", t)?;
+            }
+        }
+        out.append(d)?;
+    }
+    Ok(out)
 }

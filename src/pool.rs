@@ -42,8 +42,9 @@ impl NativePool {
     }
 
     /// Queues one image; returns the task id. A full queue raises QueueFull at once, or
-    /// after waiting up to `queue_timeout_s` (GIL released) for a slot.
-    #[pyo3(signature = (image, options=None, timeout_s=None, queue_timeout_s=None))]
+    /// after waiting up to `queue_timeout_s` (GIL released) for a slot. With `analyze`
+    /// (see `convert::analyze_request`) the task is a page analysis.
+    #[pyo3(signature = (image, options=None, timeout_s=None, queue_timeout_s=None, analyze=None))]
     fn submit(
         &self,
         py: Python<'_>,
@@ -51,8 +52,13 @@ impl NativePool {
         options: Option<&Bound<'_, PyDict>>,
         timeout_s: Option<f64>,
         queue_timeout_s: Option<f64>,
+        analyze: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<u64> {
-        let input = convert::task_input(image)?;
+        let mut input = convert::task_input(image)?;
+        input.analyze = analyze
+            .map(convert::analyze_request)
+            .transpose()?
+            .map(Arc::new);
         let options = options.map(convert::ocr_options).transpose()?;
         let timeout = timeout_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
         let wait = Duration::from_secs_f64(queue_timeout_s.unwrap_or(0.0).max(0.0));

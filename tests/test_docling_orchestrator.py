@@ -43,6 +43,8 @@ POOL = {"device": "cpu", "max_workers": 2, "free_vram_on_idle": True, "idle_time
 async def serving(**config: Any) -> AsyncIterator[VramWorkerOrchestrator]:
     """What serve's lifespan does: bind the WebsocketNotifier, start process_queue."""
     config.setdefault("pool_settings", POOL)
+    # These tests check the text-lines flow; the layout pipeline has tests of its own.
+    config.setdefault("pipeline", "ocr")
     config.setdefault("result_removal_delay", 0.3)
     orchestrator = VramWorkerOrchestrator(VramOrchestratorConfig(**config))
     orchestrator.bind_notifier(WebsocketNotifier(orchestrator))

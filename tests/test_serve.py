@@ -81,12 +81,14 @@ def test_bad_switch_value_is_a_clear_error(fake_serve, monkeypatch):
 
 def test_pipeline_setting(monkeypatch):
     assert pipeline_mode({"VRAM_ORCH_PIPELINE": "ocr"}) == "ocr"
-    assert pipeline_mode({}) in ("ocr", "docling")
+    assert pipeline_mode({"VRAM_ORCH_PIPELINE": "Layout "}) == "layout"
+    # auto keeps every model in the workers, torch installed or not.
+    assert pipeline_mode({}) == "layout"
+    assert pipeline_mode({"VRAM_ORCH_PIPELINE": "auto"}) == "layout"
     with pytest.raises(vo.ConfigError, match="VRAM_ORCH_PIPELINE='fast'"):
         pipeline_mode({"VRAM_ORCH_PIPELINE": "fast"})
     try:
         import torch  # noqa: F401
     except ImportError:
-        assert pipeline_mode({"VRAM_ORCH_PIPELINE": "auto"}) == "ocr"
         with pytest.raises(vo.ConfigError, match="not importable"):
             pipeline_mode({"VRAM_ORCH_PIPELINE": "docling"})

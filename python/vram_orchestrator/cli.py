@@ -1,13 +1,16 @@
-"""``vram-orchestrator``: OCR files from the command line, or print runtime facts."""
+"""``vram-orchestrator``: OCR or convert files from the command line, or print runtime
+facts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future, as_completed
+from pathlib import Path
 from typing import Any
 
 from . import model_sets
@@ -33,30 +36,61 @@ def _parser() -> argparse.ArgumentParser:
     )
     ocr.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     ocr.add_argument("--workers", type=int, default=None, help="worker processes at most")
+    convert = sub.add_parser(
+        "convert",
+        help="convert PDFs and images to documents (layout, tables, reading order)",
+    )
+    convert.add_argument("files", nargs="+", metavar="FILE")
+    convert.add_argument("--to", choices=_FORMATS, default="md", help="output format (default: md)")
+    convert.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="write FILE's stem + extension into DIR (default: print to stdout)",
+    )
+    convert.add_argument("--force-ocr", action="store_true", help="OCR even pages with text")
+    convert.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    convert.add_argument("--workers", type=int, default=None, help="worker processes at most")
     sub.add_parser("info", help="print runtime_info() as JSON")
     return p
+
+
+#: ``--to`` choices and their file extensions.
+_FORMATS = {"md": ".md", "json": ".json", "html": ".html", "text": ".txt", "doctags": ".doctags"}
 
 
 class _Progress:
     """A one-line counter on stderr, only when it is a terminal."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
+    def __init__(self, total: int, what: str = "OCR") -> None:
+        self.total, self.done, self.what = total, 0, what
         self.enabled = sys.stderr.isatty()
+        self.detail = ""
 
-    def step(self) -> None:
+    def step(self, detail: str = "") -> None:
         self.done += 1
+        self.show(detail)
+
+    def show(self, detail: str = "") -> None:
+        if detail:
+            self.detail = detail
         if self.enabled:
             end = "\n" if self.done == self.total else ""
-            print(f"\rOCR {self.done}/{self.total}", end=end, file=sys.stderr, flush=True)
+            line = f"\r{self.what} {self.done}/{self.total} {self.detail}".rstrip()
+            print(f"{line}\x1b[K", end=end, file=sys.stderr, flush=True)
 
 
-def _ocr(args: argparse.Namespace) -> int:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.device:
         overrides["device"] = args.device
     if args.workers:
         overrides["max_workers"] = args.workers
+    return overrides
+
+
+def _ocr(args: argparse.Namespace) -> int:
+    overrides = _overrides(args)
     if args.models:
         overrides["ocr_models"] = args.models
     if args.profile == "reference" and not args.models:
@@ -97,6 +131,68 @@ def _ocr(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _export(document: Any, fmt: str) -> str:
+    if fmt == "md":
+        return str(document.export_to_markdown())
+    if fmt == "json":
+        return str(document.model_dump_json(indent=2))
+    if fmt == "html":
+        return str(document.export_to_html())
+    if fmt == "text":
+        return str(document.export_to_text())
+    return str(document.export_to_doctags())
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .docling._convert import ConversionSettings
+    from .docling._layout_convert import convert_with_layout
+    from .docling._sources import LoadedSource
+
+    settings = ConversionSettings(force_ocr=args.force_ocr)
+    out_dir = Path(args.out) if args.out else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(len(args.files), "convert")
+    failures = 0
+    with OcrPool(**_overrides(args)) as pool:
+        pages = 0
+
+        async def analyze(image: Any, cells: Any) -> dict[str, Any]:
+            nonlocal pages
+            result = await pool.analyze_async(image, text_cells=cells)
+            pages += 1
+            progress.show(f"({pages} page(s))")
+            return result
+
+        for path in args.files:
+            try:
+                limit = pool.settings.max_input_bytes
+                if Path(path).stat().st_size > limit:
+                    raise ValueError(f"larger than the limit of {limit} bytes (max_input_bytes)")
+                source = LoadedSource(Path(path).name, Path(path).read_bytes())
+                converted = asyncio.run(convert_with_layout(source, analyze, settings))
+                if converted.document is None:
+                    raise ValueError("; ".join(m for _, m in converted.errors) or "no document")
+                for page_no, message in converted.errors:
+                    print(f"{path}: page {page_no}: {message}", file=sys.stderr)
+                text = _export(converted.document, args.to)
+            except (VramOrchestratorError, OSError, ValueError) as e:
+                failures += 1
+                progress.step()
+                print(f"{path}: {type(e).__name__}: {e}", file=sys.stderr)
+                continue
+            progress.step()
+            if out_dir is None:
+                if len(args.files) > 1:
+                    print(f"==> {path} <==")
+                print(text)
+            else:
+                target = out_dir / (Path(path).stem + _FORMATS[args.to])
+                target.write_text(text, encoding="utf-8")
+                print(f"{path} -> {target}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _info() -> int:
     with OcrPool() as pool:
         print(json.dumps(pool.runtime_info(), indent=2))
@@ -108,7 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _ocr(args) if args.command == "ocr" else _info()
+        if args.command == "ocr":
+            return _ocr(args)
+        if args.command == "convert":
+            return _convert(args)
+        return _info()
     except VramOrchestratorError as e:
         print(f"vram-orchestrator: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

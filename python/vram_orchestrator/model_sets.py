@@ -1,4 +1,5 @@
-"""OCR model sets: named groups of det, cls and rec models with their publisher's settings.
+"""OCR model sets: named groups of det, cls and rec models (with the page orientation, layout
+and table models) and their publisher's settings.
 
 The catalogue is ``model_sets.json`` beside this file; the worker embeds the same file, so
 the files fetched here and the settings the engine applies come from one definition.
@@ -21,8 +22,8 @@ REFERENCE_SET = "ppocr-v4"
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One file of a set: its role (det, cls, rec, dict), its name in the model folder, and
-    where it comes from (a file inside a PyPI wheel) with its sha256."""
+    """One file of a set: its role (det, cls, rec, dict, orientation, layout, table), its name
+    in the model folder, and where it comes from (a file inside a PyPI wheel) with its sha256."""
 
     role: str
     name: str

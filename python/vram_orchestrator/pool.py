@@ -23,6 +23,10 @@ log = logging.getLogger("vram_orchestrator")
 #: (HxW gray, HxWx3 RGB, HxWx4 RGBA).
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
 
+#: Text the caller already has for a page (a PDF's text layer), for ``analyze``: dicts with
+#: ``text`` and ``box`` (l, t, r, b in image pixels), or ``(text, (l, t, r, b))`` pairs.
+TextCells = Any
+
 #: Metric outcome label of each error class.
 _OUTCOMES = {
     "InvalidInput": "invalid_input",
@@ -263,11 +267,75 @@ class OcrPool:
         once, or after waiting up to ``queue_timeout_s`` for room; a closed pool raises
         ``PoolClosed``. Cancelling the future removes the task if it has not started.
         """
+        return self._submit(image, self._options(profile), timeout_s, queue_timeout_s, None)
+
+    def submit_analyze(
+        self,
+        image: ImageSource,
+        *,
+        text_cells: TextCells | None = None,
+        tables: bool = True,
+        timeout_s: float | None = None,
+        queue_timeout_s: float | None = None,
+    ) -> Future[dict[str, Any]]:
+        """Queues a page analysis (see :meth:`analyze`); returns a Future of its dict."""
+        request = {"tables": bool(tables), "text_cells": _text_cells(text_cells)}
+        # Page analysis reads with the default profile whatever the pool's OCR profile.
+        options = self._options("default")
+        return self._submit(image, options, timeout_s, queue_timeout_s, request)
+
+    def analyze(
+        self,
+        image: ImageSource,
+        *,
+        text_cells: TextCells | None = None,
+        tables: bool = True,
+        timeout_s: float | None = None,
+        queue_timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Analyses one page in a worker: its lines, layout regions and table grids.
+
+        Returns the OCR result dict plus ``regions``: each with ``label`` (text, title,
+        figure, figure_caption, table, table_caption, header, footer, reference, equation),
+        ``score``, ``box`` (l, t, r, b in input pixels), its ``lines`` and, for tables,
+        ``table`` (``rows``, ``cols``, ``cells`` with row, col, row_span, col_span, box,
+        text). Every line is in exactly one region. With ``text_cells`` (a PDF page's own
+        text, in image pixels) no OCR runs. See the README.
+        """
+        future = self.submit_analyze(
+            image,
+            text_cells=text_cells,
+            tables=tables,
+            timeout_s=timeout_s,
+            queue_timeout_s=queue_timeout_s,
+        )
+        return future.result()
+
+    async def analyze_async(
+        self,
+        image: ImageSource,
+        *,
+        text_cells: TextCells | None = None,
+        tables: bool = True,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """``analyze`` for asyncio; cancelling the awaiting task removes a queued task."""
+        return await asyncio.wrap_future(
+            self.submit_analyze(image, text_cells=text_cells, tables=tables, timeout_s=timeout_s)
+        )
+
+    def _submit(
+        self,
+        image: ImageSource,
+        options: dict[str, Any] | None,
+        timeout_s: float | None,
+        queue_timeout_s: float | None,
+        analyze: dict[str, Any] | None,
+    ) -> Future[dict[str, Any]]:
         self._check_owner()
         source = _coerce(image)
-        options = self._options(profile)
         future: Future[dict[str, Any]] = Future()
-        task_id = self._native.submit(source, options, timeout_s, queue_timeout_s)
+        task_id = self._native.submit(source, options, timeout_s, queue_timeout_s, analyze)
         with self._lock:
             # The task may already be done (tiny input, fast worker): see _on_done.
             early = self._early.pop(task_id, None)
@@ -479,6 +547,24 @@ class OcrPool:
             "worker_bin": str(self._worker_bin),
             "settings_sources": dict(s.sources),
         }
+
+
+def _text_cells(cells: TextCells | None) -> list[tuple[str, list[float]]] | None:
+    """``text_cells`` as the native layer takes them; a bad entry is a ``ValueError``."""
+    if cells is None:
+        return None
+    out = []
+    for i, cell in enumerate(cells):
+        try:
+            text, box = (cell["text"], cell["box"]) if isinstance(cell, dict) else cell
+            left, top, right, bottom = (float(v) for v in box)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"text_cells[{i}] = {cell!r}: expected {{'text': str, 'box': (l, t, r, b)}} "
+                "or (text, (l, t, r, b))"
+            ) from e
+        out.append((str(text), [left, top, right, bottom]))
+    return out
 
 
 def _resolve(

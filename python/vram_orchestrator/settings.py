@@ -106,7 +106,7 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 _profile = _choice("default", "reference")
 _conv_algo = _choice("heuristic", "exhaustive", "default")
 _model_set = _choice(*model_sets.names())
-_pipeline = _choice("ocr", "docling", "auto")
+_pipeline = _choice("layout", "ocr", "docling", "auto")
 _log_level = _choice("error", "warn", "info", "debug", "trace", "auto")
 
 
@@ -289,9 +289,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "VRAM_ORCH_PIPELINE",
         _pipeline,
         "auto",
-        "Pipeline of VramWorkerOrchestrator: ocr (torch-free: text layer or OCR in the workers), "
-        "docling (docling's full pipeline with OCR in the workers; needs torch), auto (docling "
-        "when importable, else ocr).",
+        "Pipeline of VramWorkerOrchestrator: layout (every model in the workers: layout "
+        "regions, tables, OCR where a page has no text layer; headings, paragraphs, tables, "
+        "pictures, reading order), ocr (text lines only: text layer or OCR in the workers), "
+        "docling (docling's full pipeline, its layout and table models set to the CPU in the "
+        "service, OCR in the workers; needs torch), auto (= layout).",
     ),
     _v(
         "VRAM_ORCH_WORKER_LOG",

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use crate::analysis::{lines_from_cells, AnalyzeOptions, DocumentModels, PageLayout};
 use crate::decode::decode;
 use crate::pipeline::Pipeline;
 use crate::standby::Standby;
@@ -14,6 +15,7 @@ pub const REFERENCE_SET: &str = "ppocr-v4";
 
 pub struct Engine {
     pipeline: Pipeline,
+    documents: DocumentModels,
     info: EngineInfo,
     trace: TaskTrace,
 }
@@ -38,9 +40,14 @@ impl Engine {
         Standby::preload(opts)
     }
 
-    pub(crate) fn assemble(pipeline: Pipeline, info: EngineInfo) -> Engine {
+    pub(crate) fn assemble(
+        pipeline: Pipeline,
+        documents: DocumentModels,
+        info: EngineInfo,
+    ) -> Engine {
         Engine {
             pipeline,
+            documents,
             info,
             trace: TaskTrace::default(),
         }
@@ -100,5 +107,47 @@ impl Engine {
             },
             timings: t,
         })
+    }
+
+    /// Analyses one page: its lines (OCR, or `opts.text_cells` when given), its layout
+    /// regions and, with `opts.tables`, each table's grid. Runs the default profile.
+    pub fn analyze(
+        &mut self,
+        input: ImageInput<'_>,
+        task: &TaskOptions,
+        opts: &AnalyzeOptions,
+    ) -> Result<(OcrOutput, PageLayout), OcrError> {
+        if task.profile == Profile::Reference {
+            return Err(OcrError::InvalidInput(
+                "page analysis runs the default profile; the reference profile is for OCR \
+                 parity with RapidOCR 1.4.4"
+                    .into(),
+            ));
+        }
+        let t0 = Instant::now();
+        let mut t = StageTimings::default();
+        self.trace = TaskTrace::default();
+        let img = decode(input, task.profile, &task.limits)?;
+        t.decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let (lines, turn) = match &opts.text_cells {
+            Some(cells) => (lines_from_cells(cells), 0),
+            None => {
+                let lines = self.pipeline.run_default(&img, &task.limits, &mut t);
+                self.pipeline.trim();
+                (lines?, self.pipeline.last_turn)
+            }
+        };
+        let layout = self
+            .documents
+            .analyze(&img, turn, &lines, opts.tables, &mut t.model_ms)?;
+        t.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let output = OcrOutput {
+            lines,
+            width: img.width(),
+            height: img.height(),
+            rotation: turn,
+            timings: t,
+        };
+        Ok((output, layout))
     }
 }

@@ -4,6 +4,7 @@
 //! (including its known defects, for parity), [`Profile::Default`] keeps the models and
 //! fixes those defects (see `docs/profiles.md`).
 
+mod analysis;
 mod cls;
 mod ctc;
 mod cuda_libs;
@@ -14,6 +15,7 @@ mod engine;
 mod error;
 pub mod geometry;
 mod graph_cache;
+pub mod layout;
 mod model_set;
 mod normalize;
 mod orientation;
@@ -22,12 +24,17 @@ mod rec;
 mod runtime;
 mod sizing;
 mod standby;
+pub mod table;
 mod types;
 
+pub use analysis::{AnalyzeOptions, PageLayout, PageRegion, RegionCell, RegionTable};
 pub use engine::{Engine, TaskTrace};
 pub use error::OcrError;
+pub use layout::{Layout, LayoutBox, LayoutLabel};
 pub use model_set::{
-    ClsSettings, DetSettings, Dictionary, ModelSet, OrientationSettings, RecSettings,
+    ClsSettings, DetSettings, Dictionary, LayoutSettings, ModelSet, OrientationSettings,
+    RecSettings, TableSettings,
 };
 pub use standby::Standby;
+pub use table::{fill_cells, TableCell, TableGrid, TableRecognizer, TableStructure};
 pub use types::*;

@@ -1,5 +1,6 @@
-//! Model sets: which det, cls and rec files an engine loads, and the settings their
-//! publisher gives for them (normalisation, DB thresholds, input sizes, dictionary).
+//! Model sets: which det, cls and rec files an engine loads (and the layout and table
+//! models of page analysis), and the settings their publisher gives for them
+//! (normalisation, DB thresholds, input sizes, dictionary).
 //!
 //! Defined once, in `python/vram_orchestrator/model_sets.json`: the Python package fetches
 //! the files by it and this crate embeds it, so a set's files and settings cannot drift
@@ -32,6 +33,12 @@ pub struct ModelSet {
     /// The whole-page orientation model's input, when the set has one.
     #[serde(default)]
     pub orientation: Option<OrientationSettings>,
+    /// The layout model's input and thresholds, when the set has one.
+    #[serde(default)]
+    pub layout: Option<LayoutSettings>,
+    /// The table structure model's input, when the set has one.
+    #[serde(default)]
+    pub table: Option<TableSettings>,
 }
 
 /// File names (in the model folder) per role.
@@ -46,6 +53,12 @@ pub struct Files {
     /// The whole-page orientation classifier (0, 90, 180, 270), if any.
     #[serde(default)]
     pub orientation: Option<FileRef>,
+    /// The page layout detector (PicoDet, CDLA classes), if any.
+    #[serde(default)]
+    pub layout: Option<FileRef>,
+    /// The table structure recogniser (SLANet-plus), if any.
+    #[serde(default)]
+    pub table: Option<FileRef>,
 }
 
 /// A file of the set (where it comes from and its hash are the Python side's business).
@@ -101,6 +114,27 @@ pub struct OrientationSettings {
     pub labels: Dictionary,
 }
 
+/// The layout model: the page stretched to `width` x `height`, normalised per channel
+/// (B, G, R); boxes kept above `score_thresh`, per class NMS at `nms_iou`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct LayoutSettings {
+    pub height: usize,
+    pub width: usize,
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+    pub score_thresh: f32,
+    pub nms_iou: f32,
+}
+
+/// The table model: the crop scaled to `max_side` on its long side, normalised per channel
+/// (B, G, R), zero-padded to `max_side` x `max_side`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TableSettings {
+    pub max_side: usize,
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+}
+
 /// Where the rec dictionary comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,8 +177,8 @@ impl ModelSet {
         catalogue().sets.keys().cloned().collect()
     }
 
-    /// The file names the engine reads: det, cls, rec, then the dictionary and the
-    /// orientation model if the set has them.
+    /// The set's file names: det, cls, rec, then the dictionary, the orientation, layout
+    /// and table models if the set has them (the order of `model_sets.json`).
     pub fn file_names(&self) -> Vec<String> {
         let f = &self.files;
         [
@@ -153,6 +187,8 @@ impl ModelSet {
             Some(&f.rec),
             f.dict.as_ref(),
             f.orientation.as_ref(),
+            f.layout.as_ref(),
+            f.table.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -184,6 +220,8 @@ mod tests {
                 set.files.orientation.is_some(),
                 "{name}: orientation settings and file go together"
             );
+            assert_eq!(set.layout.is_some(), set.files.layout.is_some(), "{name}");
+            assert_eq!(set.table.is_some(), set.files.table.is_some(), "{name}");
         }
         assert!(ModelSet::named("ppocr-v9").is_err());
     }
@@ -196,5 +234,18 @@ mod tests {
         assert_eq!((v4.det.unclip_ratio, v4.det.max_candidates), (1.6, 1000));
         assert_eq!((v4.rec.height, v4.rec.width), (48, 320));
         assert_eq!(v4.files.det.name, "ch_PP-OCRv4_det_infer.onnx");
+    }
+
+    #[test]
+    fn document_models_keep_the_packages_settings() {
+        for name in ModelSet::names() {
+            let set = ModelSet::named(&name).unwrap();
+            let layout = set.layout.expect("layout settings");
+            assert_eq!((layout.height, layout.width), (800, 608), "{name}");
+            assert_eq!((layout.score_thresh, layout.nms_iou), (0.5, 0.5), "{name}");
+            assert_eq!(set.table.expect("table settings").max_side, 488, "{name}");
+            assert_eq!(set.files.layout.unwrap().name, "layout_cdla.onnx");
+            assert_eq!(set.files.table.unwrap().name, "slanet-plus.onnx");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use ort::environment::Environment;
 use ort::ep::{self, ArenaExtendStrategy, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::{RunOptions, Session};
+use ort::session::{RunOptions, Session, SessionOutputs};
 use ort::value::TensorRef;
 
 use crate::graph_cache::{self, Entry, GraphCache};
@@ -67,6 +67,27 @@ pub(crate) fn providers_available() -> Vec<String> {
     }
     v
 }
+
+/// Loads the model file `file` of `opts.model_dir` on its own (the page analysis models,
+/// outside a [`crate::Standby`]): the process's environment, the graph cache on CPU.
+pub(crate) fn open_model(opts: &EngineOptions, file: &str, name: &str) -> Result<Model, OcrError> {
+    let (env, version) = environment(&opts.ort_dylib)?;
+    let path = opts.model_dir.join(file);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        OcrError::Setup(format!(
+            "cannot read model file {} ({e}; VRAM_ORCH_MODEL_DIR must hold the model set's files)",
+            path.display()
+        ))
+    })?;
+    let cache = match (&opts.graph_cache, opts.device) {
+        (Some(dir), Device::Cpu) => GraphCache::open(dir, version),
+        _ => None,
+    };
+    Model::load(env, &bytes, &path, opts, name, cache.as_ref())
+}
+
+/// One output of a run: its shape and its data.
+pub(crate) type Output = (Vec<i64>, Vec<f32>);
 
 /// One model: its session, its run options and the time spent inside `run`.
 pub(crate) struct Model {
@@ -215,15 +236,14 @@ impl Model {
         self.session.metadata().ok()?.custom(key)
     }
 
-    /// Runs the model on `data` shaped `shape` (NCHW) and hands the first output's shape and
-    /// data to `f`. Adds the time inside `run` to `model_ms`.
-    pub fn run<R>(
+    /// Runs the model on `data` shaped `shape` (NCHW); adds the time inside `run` to
+    /// `model_ms`.
+    fn infer(
         &mut self,
         shape: [usize; 4],
         data: &[f32],
         model_ms: &mut f64,
-        f: impl FnOnce(&[i64], &[f32]) -> Result<R, OcrError>,
-    ) -> Result<R, OcrError> {
+    ) -> Result<SessionOutputs<'_>, OcrError> {
         self.shapes.push(shape);
         let input = TensorRef::from_array_view((shape, data))
             .map_err(|e| OcrError::Inference(format!("{}: input tensor: {e}", self.name)))?;
@@ -233,9 +253,41 @@ impl Model {
             .run_with_options(ort::inputs![input], &self.run_opts)
             .map_err(|e| OcrError::Inference(format!("{}: {e}", self.name)))?;
         *model_ms += t.elapsed().as_secs_f64() * 1e3;
+        Ok(outputs)
+    }
+
+    /// Runs the model and hands the first output's shape and data to `f`.
+    pub fn run<R>(
+        &mut self,
+        shape: [usize; 4],
+        data: &[f32],
+        model_ms: &mut f64,
+        f: impl FnOnce(&[i64], &[f32]) -> Result<R, OcrError>,
+    ) -> Result<R, OcrError> {
+        let name = self.name.clone();
+        let outputs = self.infer(shape, data, model_ms)?;
         let (oshape, odata) = outputs[0]
             .try_extract_tensor::<f32>()
-            .map_err(|e| OcrError::Inference(format!("{}: output: {e}", self.name)))?;
+            .map_err(|e| OcrError::Inference(format!("{name}: output: {e}")))?;
         f(oshape, odata)
+    }
+
+    /// Runs the model and returns every output, in the model's order, as (shape, data).
+    pub fn run_outputs(
+        &mut self,
+        shape: [usize; 4],
+        data: &[f32],
+        model_ms: &mut f64,
+    ) -> Result<Vec<Output>, OcrError> {
+        let name = self.name.clone();
+        let outputs = self.infer(shape, data, model_ms)?;
+        let mut all = Vec::with_capacity(outputs.len());
+        for (i, (_, value)) in outputs.iter().enumerate() {
+            let (oshape, odata) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| OcrError::Inference(format!("{name}: output {i}: {e}")))?;
+            all.push((oshape.to_vec(), odata.to_vec()));
+        }
+        Ok(all)
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
 
+use crate::analysis::DocumentModels;
 use crate::ctc::Charset;
 use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
@@ -169,10 +170,9 @@ impl Standby {
         };
         let charset = Charset::from_lines(&dict);
         log::debug!("rec dictionary: {} entries", charset.entries());
-        Ok(Engine::assemble(
-            Pipeline::new(det, cls, rec, charset, orienter, set),
-            self.info,
-        ))
+        let pipeline = Pipeline::new(det, cls, rec, charset, orienter, set);
+        let documents = DocumentModels::new(self.opts);
+        Ok(Engine::assemble(pipeline, documents, self.info))
     }
 }
 

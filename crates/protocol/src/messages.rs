@@ -10,11 +10,14 @@ pub enum Request {
     Info {
         id: u64,
     },
-    /// OCR one image; the image travels in the frame payload (empty for `Path`).
+    /// OCR one image; the image travels in the frame payload (empty for `Path`). With
+    /// `analyze`, the page's layout (and tables) too: the result then carries `layout`.
     Ocr {
         id: u64,
         input: InputKind,
         options: OcrOptions,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        analyze: Option<AnalyzeRequest>,
     },
     /// Finish and exit 0. Closing stdin means the same.
     Shutdown,
@@ -42,6 +45,24 @@ pub enum Profile {
     #[default]
     Default,
     Reference,
+}
+
+/// What a page analysis does beyond OCR.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalyzeRequest {
+    /// Run table structure on every table region.
+    pub tables: bool,
+    /// The page's own text (a PDF text layer, in image pixels): used as its lines instead of
+    /// OCR when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_cells: Option<Vec<TextCell>>,
+}
+
+/// A piece of text the caller already has, with its box (l, t, r, b) in image pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextCell {
+    pub text: String,
+    pub bbox: [f32; 4],
 }
 
 /// Per-task settings and bounds.
@@ -119,6 +140,51 @@ pub struct OcrResult {
     #[serde(default)]
     pub rotation: u16,
     pub timings: Timings,
+    /// The page's regions, for an `analyze` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<PageLayout>,
+}
+
+/// The regions of one page. Every line of the result is in exactly one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PageLayout {
+    pub regions: Vec<Region>,
+    pub layout_ms: f64,
+    pub table_ms: f64,
+}
+
+/// One layout region; `bbox` is (l, t, r, b) in input pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Region {
+    /// text, title, figure, figure_caption, table, table_caption, header, footer, reference,
+    /// equation.
+    pub label: String,
+    /// 0 for a region made of lines that no detected region held.
+    pub score: f32,
+    pub bbox: [f32; 4],
+    /// Indices into the result's `lines`, in reading order within the region.
+    pub lines: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
+}
+
+/// A table's grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    pub rows: u32,
+    pub cols: u32,
+    pub cells: Vec<Cell>,
+}
+
+/// One cell; `bbox` is (l, t, r, b) in input pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub row: u32,
+    pub col: u32,
+    pub row_span: u32,
+    pub col_span: u32,
+    pub bbox: [f32; 4],
+    pub text: String,
 }
 
 /// One text line; `bbox` is TL, TR, BR, BL in input pixels.
@@ -163,6 +229,7 @@ mod tests {
                 max_pixels: 10,
                 max_det_pixels: 10,
             },
+            analyze: None,
         };
         let text = serde_json::to_string(&req).unwrap();
         assert!(text.contains(r#""type":"ocr""#), "{text}");
@@ -225,6 +292,73 @@ mod tests {
         let back: Timings = serde_json::from_str(old).unwrap();
         assert_eq!(back.activate_ms, 0.0);
         assert_eq!(back.total_ms, 10.0);
+    }
+
+    #[test]
+    fn analysis_travels_and_ocr_requests_stay_as_they_were() {
+        let options = OcrOptions {
+            profile: Profile::Default,
+            max_input_bytes: 10,
+            max_pixels: 10,
+            max_det_pixels: 10,
+        };
+        let plain = Request::Ocr {
+            id: 1,
+            input: InputKind::Encoded,
+            options,
+            analyze: None,
+        };
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(!text.contains("analyze"), "{text}");
+        let req = Request::Ocr {
+            id: 2,
+            input: InputKind::Encoded,
+            options,
+            analyze: Some(AnalyzeRequest {
+                tables: true,
+                text_cells: Some(vec![TextCell {
+                    text: "Total".into(),
+                    bbox: [1.0, 2.0, 3.0, 4.0],
+                }]),
+            }),
+        };
+        let back: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        let Request::Ocr { analyze, .. } = back else {
+            panic!("not an OCR request");
+        };
+        assert_eq!(analyze.unwrap().text_cells.unwrap()[0].text, "Total");
+
+        let result = OcrResult {
+            lines: vec![],
+            width: 4,
+            height: 4,
+            rotation: 0,
+            timings: Timings::default(),
+            layout: Some(PageLayout {
+                regions: vec![Region {
+                    label: "table".into(),
+                    score: 0.9,
+                    bbox: [0.0, 0.0, 4.0, 4.0],
+                    lines: vec![],
+                    table: Some(Table {
+                        rows: 1,
+                        cols: 2,
+                        cells: vec![Cell {
+                            row: 0,
+                            col: 0,
+                            row_span: 1,
+                            col_span: 2,
+                            bbox: [0.0, 0.0, 4.0, 4.0],
+                            text: "Head".into(),
+                        }],
+                    }),
+                }],
+                layout_ms: 1.0,
+                table_ms: 2.0,
+            }),
+        };
+        let text = serde_json::to_string(&result).unwrap();
+        assert_eq!(serde_json::from_str::<OcrResult>(&text).unwrap(), result);
     }
 
     #[test]

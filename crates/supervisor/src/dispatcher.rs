@@ -804,7 +804,7 @@ impl Dispatcher {
         while pos < self.queue.len() {
             let (profile, pixels) = {
                 let t = &self.queue[pos];
-                (profile_name(&t.options), t.pixels)
+                (peak_key(t), t.pixels)
             };
             let idle = self.idle_workers();
             let can_spawn =
@@ -928,6 +928,7 @@ impl Dispatcher {
             id: task.id,
             input: task.input.kind.clone(),
             options: task.options,
+            analyze: task.input.analyze.as_deref().cloned(),
         };
         let now = Instant::now();
         if !worker
@@ -947,9 +948,7 @@ impl Dispatcher {
         worker.standby = false;
         if let Some(gm) = self.gpu.as_mut() {
             let device = worker.gpu.unwrap_or(0);
-            let key = gm
-                .requirement(profile_name(&task.options), device, task.pixels)
-                .0;
+            let key = gm.requirement(peak_key(&task), device, task.pixels).0;
             gm.task_started(id, key);
         }
         worker.state = State::Busy(Busy {
@@ -1173,10 +1172,13 @@ fn gpu_memory(
     Some((gm, Sampler::start(config.gpu.source.clone())))
 }
 
-fn profile_name(options: &vram_orch_protocol::OcrOptions) -> &'static str {
-    match options.profile {
-        vram_orch_protocol::Profile::Default => "default",
-        vram_orch_protocol::Profile::Reference => "reference",
+/// What GPU memory peaks are learned per (with the input size): page analyses load more
+/// models than OCR does.
+fn peak_key(task: &Task) -> &'static str {
+    match (task.input.analyze.is_some(), task.options.profile) {
+        (true, _) => "analyze",
+        (false, vram_orch_protocol::Profile::Default) => "default",
+        (false, vram_orch_protocol::Profile::Reference) => "reference",
     }
 }
 

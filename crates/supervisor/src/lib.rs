@@ -27,4 +27,7 @@ pub use snapshot::{ExitRecord, PoolSnapshot, WorkerSnapshot};
 pub use supervisor::{SubmitError, Supervisor};
 pub use task::{Completed, TaskInput, TaskOutcome, TaskSuccess, WorkerStamp};
 pub use vram::{DeviceSnapshot, VramSnapshot};
-pub use vram_orch_protocol::{InputKind, Line, OcrOptions, OcrResult, Profile, Timings};
+pub use vram_orch_protocol::{
+    AnalyzeRequest, Cell, InputKind, Line, OcrOptions, OcrResult, PageLayout, Profile, Region,
+    Table, TextCell, Timings,
+};

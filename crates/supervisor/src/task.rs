@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vram_orch_protocol::{InputKind, OcrOptions, OcrResult};
+use vram_orch_protocol::{AnalyzeRequest, InputKind, OcrOptions, OcrResult};
 
 use crate::error::TaskError;
 
@@ -11,6 +11,8 @@ pub struct TaskInput {
     pub kind: InputKind,
     /// Shared so a retry after a crash needs no copy.
     pub payload: Arc<Vec<u8>>,
+    /// A page analysis (layout, tables) rather than OCR alone.
+    pub analyze: Option<Arc<AnalyzeRequest>>,
 }
 
 impl TaskInput {
@@ -30,6 +32,7 @@ impl TaskInput {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         format!("{:?}", self.kind).hash(&mut h);
+        format!("{:?}", self.analyze).hash(&mut h);
         self.payload.as_slice().hash(&mut h);
         h.finish()
     }

@@ -3,13 +3,17 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use vram_orch_ocr::{Engine, EngineOptions, ImageInput, Limits, OcrError, TaskOptions};
+use vram_orch_ocr::{
+    AnalyzeOptions, Engine, EngineOptions, ImageInput, Limits, OcrError, OcrOutput, TaskOptions,
+};
 use vram_orch_protocol::{
-    read_frame, write_frame, ErrorKind, FrameError, Hello, InputKind, Line, OcrOptions, OcrResult,
-    Profile, Request, Response, Timings, PROTOCOL_VERSION,
+    read_frame, write_frame, AnalyzeRequest, Cell, ErrorKind, FrameError, Hello, InputKind, Line,
+    OcrOptions, OcrResult, PageLayout, Profile, Region, Request, Response, Table, Timings,
+    PROTOCOL_VERSION,
 };
 
 use crate::args::Args;
@@ -18,6 +22,7 @@ use crate::lazy_engine::LazyEngine;
 /// Exit codes the supervisor reads (beside signals).
 const EXIT_SETUP_FAILED: u8 = 3;
 const EXIT_PROTOCOL_ERROR: u8 = 4;
+const EXIT_PANIC: u8 = 5;
 
 /// Dies with the parent: PR_SET_PDEATHSIG covers a parent that dies later, the pid check a
 /// parent that died between fork and this line. (The supervisor also sets the signal before
@@ -134,7 +139,12 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
                 tasks_served,
                 rss_bytes: rss_bytes().unwrap_or(0),
             },
-            Request::Ocr { id, input, options } => {
+            Request::Ocr {
+                id,
+                input,
+                options,
+                analyze,
+            } => {
                 tasks_served += 1;
                 // A standby worker that cannot activate is as broken as one that cannot start.
                 let (engine, activate_ms) = match engine.get() {
@@ -149,7 +159,30 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
                         )
                     }
                 };
-                match ocr(engine, &input, &frame.payload, &options, activate_ms) {
+                let page = Page {
+                    input: &input,
+                    payload: &frame.payload,
+                    options: &options,
+                };
+                // A panic is a defect of ours: the task fails with its message and the
+                // worker exits (its state is unknown), rather than dying without a word.
+                let done = std::panic::catch_unwind(AssertUnwindSafe(|| match &analyze {
+                    None => ocr(engine, &page, activate_ms),
+                    Some(request) => analyze_page(engine, &page, request, activate_ms),
+                }));
+                let done = match done {
+                    Ok(done) => done,
+                    Err(panic) => {
+                        return fatal(
+                            &mut out,
+                            Some(id),
+                            ErrorKind::Inference,
+                            format!("internal error in the worker: {}", panic_message(&panic)),
+                            EXIT_PANIC,
+                        )
+                    }
+                };
+                match done {
                     Ok(result) => Response::OcrDone { id, result },
                     Err(e) => Response::Error {
                         id: Some(id),
@@ -180,44 +213,107 @@ fn fatal(
     ExitCode::from(code)
 }
 
-fn ocr(
+/// One task's image and bounds, as the request gave them.
+struct Page<'a> {
+    input: &'a InputKind,
+    payload: &'a [u8],
+    options: &'a OcrOptions,
+}
+
+impl Page<'_> {
+    fn task(&self) -> TaskOptions {
+        let o = self.options;
+        TaskOptions {
+            profile: match o.profile {
+                Profile::Default => vram_orch_ocr::Profile::Default,
+                Profile::Reference => vram_orch_ocr::Profile::Reference,
+            },
+            limits: Limits {
+                max_input_bytes: o.max_input_bytes as usize,
+                max_pixels: o.max_pixels,
+                max_det_pixels: o.max_det_pixels,
+            },
+        }
+    }
+
+    /// The image, read from its file first for `Path` inputs (into `file_bytes`).
+    fn image<'b>(&'b self, file_bytes: &'b mut Vec<u8>) -> Result<ImageInput<'b>, OcrError> {
+        Ok(match self.input {
+            InputKind::Encoded => ImageInput::Encoded(self.payload),
+            InputKind::Path { path } => {
+                *file_bytes = read_bounded(path, self.options.max_input_bytes)?;
+                ImageInput::Encoded(file_bytes)
+            }
+            InputKind::Raw {
+                width,
+                height,
+                channels,
+            } => ImageInput::Raw {
+                width: *width,
+                height: *height,
+                channels: *channels,
+                data: self.payload,
+            },
+        })
+    }
+}
+
+fn ocr(engine: &mut Engine, page: &Page<'_>, activate_ms: f64) -> Result<OcrResult, OcrError> {
+    let mut file_bytes = Vec::new();
+    let out = engine.run(page.image(&mut file_bytes)?, &page.task())?;
+    Ok(result(out, activate_ms, None))
+}
+
+fn analyze_page(
     engine: &mut Engine,
-    input: &InputKind,
-    payload: &[u8],
-    options: &OcrOptions,
+    page: &Page<'_>,
+    request: &AnalyzeRequest,
     activate_ms: f64,
 ) -> Result<OcrResult, OcrError> {
-    let task = TaskOptions {
-        profile: match options.profile {
-            Profile::Default => vram_orch_ocr::Profile::Default,
-            Profile::Reference => vram_orch_ocr::Profile::Reference,
-        },
-        limits: Limits {
-            max_input_bytes: options.max_input_bytes as usize,
-            max_pixels: options.max_pixels,
-            max_det_pixels: options.max_det_pixels,
-        },
+    let opts = AnalyzeOptions {
+        tables: request.tables,
+        text_cells: request
+            .text_cells
+            .as_ref()
+            .map(|cells| cells.iter().map(|c| (c.text.clone(), c.bbox)).collect()),
     };
-    let file_bytes;
-    let image = match input {
-        InputKind::Encoded => ImageInput::Encoded(payload),
-        InputKind::Path { path } => {
-            file_bytes = read_bounded(path, options.max_input_bytes)?;
-            ImageInput::Encoded(&file_bytes)
-        }
-        InputKind::Raw {
-            width,
-            height,
-            channels,
-        } => ImageInput::Raw {
-            width: *width,
-            height: *height,
-            channels: *channels,
-            data: payload,
-        },
+    let mut file_bytes = Vec::new();
+    let (out, layout) = engine.analyze(page.image(&mut file_bytes)?, &page.task(), &opts)?;
+    let layout = PageLayout {
+        layout_ms: layout.layout_ms,
+        table_ms: layout.table_ms,
+        regions: layout
+            .regions
+            .into_iter()
+            .map(|r| Region {
+                label: r.label,
+                score: r.score,
+                bbox: r.bbox,
+                lines: r.lines,
+                table: r.table.map(|t| Table {
+                    rows: t.rows,
+                    cols: t.cols,
+                    cells: t
+                        .cells
+                        .into_iter()
+                        .map(|c| Cell {
+                            row: c.row,
+                            col: c.col,
+                            row_span: c.row_span,
+                            col_span: c.col_span,
+                            bbox: c.bbox,
+                            text: c.text,
+                        })
+                        .collect(),
+                }),
+            })
+            .collect(),
     };
-    let out = engine.run(image, &task)?;
-    Ok(OcrResult {
+    Ok(result(out, activate_ms, Some(layout)))
+}
+
+fn result(out: OcrOutput, activate_ms: f64, layout: Option<PageLayout>) -> OcrResult {
+    OcrResult {
         width: out.width,
         height: out.height,
         rotation: out.rotation,
@@ -239,7 +335,18 @@ fn ocr(
             activate_ms,
             total_ms: out.timings.total_ms + activate_ms,
         },
-    })
+        layout,
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
 }
 
 /// Reads a file no larger than `limit` bytes, checked before reading.

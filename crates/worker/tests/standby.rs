@@ -77,6 +77,7 @@ impl Worker {
                 max_pixels: 40_000_000,
                 max_det_pixels: 4_000_000,
             },
+            analyze: None,
         };
         write_frame(&mut self.stdin, &request, &[]).expect("request sent");
         match self.recv() {

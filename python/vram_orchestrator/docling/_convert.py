@@ -11,11 +11,19 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ._sources import LoadedSource, detect_kind
 
-__all__ = ["ConversionSettings", "ConvertedDocument", "PageLine", "convert_document"]
+__all__ = [
+    "ConversionSettings",
+    "ConvertedDocument",
+    "PageLine",
+    "convert_document",
+    "convert_pages",
+    "document_origin",
+    "pdf_pages",
+]
 
 log = logging.getLogger("vram_orchestrator.docling")
 
@@ -133,7 +141,14 @@ def _load_page(pdf: Any, index: int, s: ConversionSettings) -> tuple[_Page, Any]
             page.close()
 
 
-async def _convert_pdf(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -> list[_Page]:
+T = TypeVar("T")
+
+
+async def pdf_pages(
+    src: LoadedSource, s: ConversionSettings, one: Callable[[Any, int], Awaitable[T]]
+) -> list[T]:
+    """Runs ``one(pdf, index)`` for every page in ``s.page_range``, at most
+    ``s.pages_in_flight`` at once, and returns their results in page order."""
     import pypdfium2 as pdfium
 
     def open_pdf() -> tuple[Any, int]:
@@ -156,19 +171,11 @@ async def _convert_pdf(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -
             )
         gate = asyncio.Semaphore(s.pages_in_flight)
 
-        async def one(index: int) -> _Page:
+        async def gated(index: int) -> T:
             async with gate:
-                page, array = await asyncio.to_thread(_load_page, pdf, index, s)
-                if array is not None:
-                    try:
-                        page.lines = _ocr_lines(await ocr(array), s.images_scale)
-                    except Exception as e:
-                        if s.abort_on_error:
-                            raise
-                        page.error = f"page {page.page_no}: OCR failed: {e}"
-                return page
+                return await one(pdf, index)
 
-        return list(await asyncio.gather(*(one(i) for i in indices)))
+        return list(await asyncio.gather(*(gated(i) for i in indices)))
     finally:
 
         def close() -> None:
@@ -176,6 +183,21 @@ async def _convert_pdf(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -
                 pdf.close()
 
         await asyncio.to_thread(close)
+
+
+async def _convert_pdf(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -> list[_Page]:
+    async def one(pdf: Any, index: int) -> _Page:
+        page, array = await asyncio.to_thread(_load_page, pdf, index, s)
+        if array is not None:
+            try:
+                page.lines = _ocr_lines(await ocr(array), s.images_scale)
+            except Exception as e:
+                if s.abort_on_error:
+                    raise
+                page.error = f"page {page.page_no}: OCR failed: {e}"
+        return page
+
+    return await pdf_pages(src, s, one)
 
 
 async def _convert_image(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -> list[_Page]:
@@ -189,6 +211,21 @@ async def _convert_image(src: LoadedSource, ocr: OcrCall, s: ConversionSettings)
     return [page]
 
 
+def document_origin(name: str, kind: str, data: bytes) -> Any:
+    """The ``DocumentOrigin`` of a source: its name, mimetype and a hash of its bytes."""
+    from docling_core.types.doc.document import DocumentOrigin
+
+    suffix = PurePosixPath(name).suffix.lower()
+    mimetype = _MIMETYPES[kind]
+    if kind == "image" and suffix in (".jpg", ".jpeg"):
+        mimetype = "image/jpeg"
+    return DocumentOrigin(
+        mimetype=mimetype,
+        binary_hash=int.from_bytes(hashlib.sha256(data).digest()[:8], "big"),
+        filename=name,
+    )
+
+
 def build_document(name: str, kind: str, data: bytes, pages: list[_Page]) -> Any:
     """A ``DoclingDocument``: the pages with their sizes and one text item per line."""
     from docling_core.types.doc import (
@@ -199,18 +236,10 @@ def build_document(name: str, kind: str, data: bytes, pages: list[_Page]) -> Any
         ProvenanceItem,
         Size,
     )
-    from docling_core.types.doc.document import DocumentOrigin
 
-    suffix = PurePosixPath(name).suffix.lower()
-    mimetype = _MIMETYPES[kind]
-    if kind == "image" and suffix in (".jpg", ".jpeg"):
-        mimetype = "image/jpeg"
-    origin = DocumentOrigin(
-        mimetype=mimetype,
-        binary_hash=int.from_bytes(hashlib.sha256(data).digest()[:8], "big"),
-        filename=name,
+    doc = DoclingDocument(
+        name=PurePosixPath(name).stem or "document", origin=document_origin(name, kind, data)
     )
-    doc = DoclingDocument(name=PurePosixPath(name).stem or "document", origin=origin)
     for page in pages:
         doc.add_page(page_no=page.page_no, size=Size(width=page.width, height=page.height))
         for line in page.lines:
@@ -223,26 +252,51 @@ def build_document(name: str, kind: str, data: bytes, pages: list[_Page]) -> Any
     return doc
 
 
+P = TypeVar("P", bound="_PageLike")
+
+
+class _PageLike(Protocol):
+    page_no: int
+    error: str | None
+
+
+async def convert_pages(
+    src: LoadedSource,
+    read: Callable[[str], Awaitable[list[P]]],
+    build: Callable[[str, str, bytes, list[P]], Any],
+    count: Callable[[list[P]], str],
+) -> ConvertedDocument:
+    """The frame of a conversion: ``read(kind)`` the pages, ``build`` the document (in a
+    thread), collect the pages' errors, log what ``count`` says of the pages."""
+    started = time.monotonic()
+    kind = detect_kind(src.name, src.data)
+    pages = await read(kind)
+    errors: list[tuple[int | None, str]] = [(p.page_no, p.error) for p in pages if p.error]
+    document = await asyncio.to_thread(build, src.name, kind, src.data, pages)
+    status = "partial_success" if errors else "success"
+    seconds = time.monotonic() - started
+    log.info(
+        "converted %s (%s, %d page(s), %s) in %.2f s",
+        src.name,
+        kind,
+        len(pages),
+        count(pages),
+        seconds,
+    )
+    return ConvertedDocument(src.name, kind, document, status, errors, seconds)
+
+
 async def convert_document(
     src: LoadedSource, ocr: OcrCall, settings: ConversionSettings
 ) -> ConvertedDocument:
     """Converts one PDF or image; OCR goes through ``ocr`` (our worker pool)."""
-    started = time.monotonic()
-    kind = detect_kind(src.name, src.data)
-    if kind == "pdf":
-        pages = await _convert_pdf(src, ocr, settings)
-    else:
-        pages = await _convert_image(src, ocr, settings)
-    errors: list[tuple[int | None, str]] = [(p.page_no, p.error) for p in pages if p.error]
-    document = await asyncio.to_thread(build_document, src.name, kind, src.data, pages)
-    status = "partial_success" if errors else "success"
-    seconds = time.monotonic() - started
-    log.info(
-        "converted %s (%s, %d page(s), %d line(s)) in %.2f s",
-        src.name,
-        kind,
-        len(pages),
-        sum(len(p.lines) for p in pages),
-        seconds,
-    )
-    return ConvertedDocument(src.name, kind, document, status, errors, seconds)
+
+    async def read(kind: str) -> list[_Page]:
+        if kind == "pdf":
+            return await _convert_pdf(src, ocr, settings)
+        return await _convert_image(src, ocr, settings)
+
+    def count(pages: list[_Page]) -> str:
+        return f"{sum(len(p.lines) for p in pages)} line(s)"
+
+    return await convert_pages(src, read, build_document, count)

@@ -1,5 +1,11 @@
 """``VRAM_ORCH_PIPELINE=docling``: docling's own pipeline (layout and tables on the CPU in
-this process's threads) with OCR through :mod:`.plugin` into our workers. Needs torch."""
+this process's threads) with OCR through :mod:`.plugin` into our workers. Needs torch.
+
+docling's models pick their device with ``AcceleratorDevice.AUTO`` (or ``DOCLING_DEVICE``)
+unless told: on a GPU host that is CUDA, and torch would make a CUDA context in the service
+process. :func:`pipeline_options` sets the device to the CPU and leaves off the enrichment
+models (picture classification and description, code, formulas, charts), whose engines can
+choose a device of their own; ``tests/test_service_cuda_free.py`` checks it."""
 
 from __future__ import annotations
 
@@ -11,29 +17,48 @@ from ..pool import OcrPool
 from ._convert import ConvertedDocument
 from ._sources import LoadedSource
 
-__all__ = ["convert_with_docling"]
+__all__ = ["convert_with_docling", "pipeline_options"]
 
 
-def _converter(orchestrator: Any, options: Any) -> Any:
-    from docling.datamodel.base_models import InputFormat
+def pipeline_options(options: Any) -> Any:
+    """docling's ``PdfPipelineOptions`` for a request's ``ConvertDocumentsOptions`` (or None).
+
+    Every model runs on the CPU: the device is set here, not left to docling's ``auto``
+    (CUDA where torch sees a GPU) or ``DOCLING_DEVICE``. The thread count stays docling's
+    (``DOCLING_NUM_THREADS``, else ``OMP_NUM_THREADS``, else 4).
+    """
+    from docling.datamodel.accelerator_options import AcceleratorDevice, AcceleratorOptions
     from docling.datamodel.pipeline_options import OcrMode, PdfPipelineOptions
-    from docling.document_converter import DocumentConverter, ImageFormatOption, PdfFormatOption
 
     from .plugin import VramOcrOptions
 
-    key = options.model_dump_json() if options is not None else ""
-    cache = orchestrator._docling if isinstance(orchestrator._docling, dict) else {}
-    if key in cache:
-        return cache[key]
     forced = bool(getattr(options, "force_ocr", False))
     ocr = VramOcrOptions(mode=OcrMode.FULL_PAGE) if forced else VramOcrOptions()
-    pipeline = PdfPipelineOptions(
+    return PdfPipelineOptions(
         do_ocr=bool(getattr(options, "do_ocr", True)),
         do_table_structure=bool(getattr(options, "do_table_structure", True)),
         images_scale=float(getattr(options, "images_scale", 2.0) or 2.0),
         ocr_options=ocr,
         allow_external_plugins=True,
+        accelerator_options=AcceleratorOptions(device=AcceleratorDevice.CPU),
+        # Off (docling's defaults, stated): their VLM engines may carry a device of their own.
+        do_picture_classification=False,
+        do_picture_description=False,
+        do_code_enrichment=False,
+        do_formula_enrichment=False,
+        do_chart_extraction=False,
     )
+
+
+def _converter(orchestrator: Any, options: Any) -> Any:
+    from docling.datamodel.base_models import InputFormat
+    from docling.document_converter import DocumentConverter, ImageFormatOption, PdfFormatOption
+
+    key = options.model_dump_json() if options is not None else ""
+    cache = orchestrator._docling if isinstance(orchestrator._docling, dict) else {}
+    if key in cache:
+        return cache[key]
+    pipeline = pipeline_options(options)
     converter = DocumentConverter(
         format_options={
             InputFormat.PDF: PdfFormatOption(pipeline_options=pipeline),

@@ -19,10 +19,11 @@ __all__ = [
     "unsupported_options",
 ]
 
-#: ``ocr`` (our own torch-free conversion), ``docling`` (docling's full pipeline with OCR in
-#: our workers) or ``auto`` (docling's when importable, else ocr).
+#: ``layout`` (page analysis in our workers: layout, tables, OCR; the default), ``ocr`` (text
+#: lines only), ``docling`` (docling's full pipeline, its models set to the CPU, with OCR in
+#: our workers) or ``auto`` (= layout).
 PIPELINE_ENV = "VRAM_ORCH_PIPELINE"
-_PIPELINES = ("ocr", "docling", "auto")
+_PIPELINES = ("layout", "ocr", "docling", "auto")
 
 #: The ``to_formats`` the OCR pipeline exports (through docling-core).
 SUPPORTED_OUTPUTS = ("md", "json", "text", "html", "doctags")
@@ -48,7 +49,9 @@ def full_pipeline_available() -> bool:
 
 
 def pipeline_mode(environ: Mapping[str, str] | None = None, requested: str | None = None) -> str:
-    """Resolves ``VRAM_ORCH_PIPELINE`` (or ``requested``) to ``ocr`` or ``docling``.
+    """Resolves ``VRAM_ORCH_PIPELINE`` (or ``requested``) to ``layout``, ``ocr`` or
+    ``docling``; ``auto`` is ``layout``, which needs no torch and keeps every model in the
+    workers.
 
     A bad value, or ``docling`` where docling's pipeline cannot be imported, raises
     :class:`~vram_orchestrator.ConfigError` naming the variable, the value and what is allowed.
@@ -58,13 +61,13 @@ def pipeline_mode(environ: Mapping[str, str] | None = None, requested: str | Non
     raw = requested if requested is not None else env.get(PIPELINE_ENV, "auto")
     value = raw.strip().lower()
     if value not in _PIPELINES:
-        raise ConfigError(f"{where}={raw!r} is not allowed: expected ocr, docling or auto")
+        raise ConfigError(f"{where}={raw!r} is not allowed: expected layout, ocr, docling or auto")
     if value == "auto":
-        return "docling" if full_pipeline_available() else "ocr"
+        return "layout"
     if value == "docling" and not full_pipeline_available():
         raise ConfigError(
             f"{where}={raw!r}: docling's full pipeline is not importable here (it needs torch "
-            "and docling with its models: pip install docling). Use ocr or auto."
+            "and docling with its models: pip install docling). Use layout, ocr or auto."
         )
     return value
 
@@ -79,15 +82,16 @@ def _value(options: Any, name: str, default: Any = None) -> Any:
 def unsupported_options(options: Any, *, pipeline: str = "ocr") -> list[str]:
     """What in ``options`` (a ``ConvertDocumentsOptions``) the pipeline cannot honour.
 
-    The torch-free OCR pipeline has no layout model: it finds no tables or pictures, so the
-    table and picture options that only shape those (``do_table_structure``, ``table_mode``,
-    ``include_images``, ``image_export_mode``) have nothing to act on and are accepted. What
-    would change the result and cannot be done is reported.
+    The ``layout`` and ``ocr`` pipelines run no enrichment models (code, formulas, picture
+    classification or description, charts). ``ocr`` has no layout model either: it finds no
+    tables or pictures, so the options that only shape those (``do_table_structure``,
+    ``table_mode``, ``include_images``, ``image_export_mode``) have nothing to act on and are
+    accepted. What would change the result and cannot be done is reported.
     """
     if options is None:
         return []
     problems: list[str] = []
-    if pipeline == "ocr":
+    if pipeline in ("ocr", "layout"):
         for flag in (
             "do_code_enrichment",
             "do_formula_enrichment",

@@ -19,6 +19,7 @@ from ..errors import VramOrchestratorError
 from ..settings import Settings
 from ._convert import ConversionSettings, ConvertedDocument, convert_document
 from ._export import build_task_result
+from ._layout_convert import convert_with_layout, pool_analyze
 from ._options import pipeline_mode, unsupported_options
 from ._pool_handle import PoolHolder
 from ._sources import load_source
@@ -34,7 +35,7 @@ class VramOrchestratorConfig:
 
     ``pool_settings`` are :class:`~vram_orchestrator.OcrPool` keywords; ``num_workers`` is how
     many tasks convert at once; ``result_removal_delay`` how long a fetched result is kept;
-    ``pipeline`` overrides ``VRAM_ORCH_PIPELINE`` (ocr, docling or auto).
+    ``pipeline`` overrides ``VRAM_ORCH_PIPELINE`` (layout, ocr, docling or auto).
     """
 
     num_workers: int = 2
@@ -343,6 +344,8 @@ class VramWorkerOrchestrator(BaseOrchestrator):
                         from ._full_pipeline import convert_with_docling
 
                         coro = asyncio.to_thread(convert_with_docling, self, loaded, options, pool)
+                    elif self.pipeline == "layout":
+                        coro = convert_with_layout(loaded, pool_analyze(pool), settings)
                     else:
                         coro = convert_document(loaded, pool.ocr_async, settings)
                     docs.append(await asyncio.wait_for(coro, timeout) if timeout else await coro)

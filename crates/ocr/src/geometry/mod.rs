@@ -33,6 +33,50 @@ pub fn round_half_even(x: f64) -> f64 {
     x.round_ties_even()
 }
 
+/// Area of a box (l, t, r, b); 0 when it is empty.
+pub(crate) fn rect_area([l, t, r, b]: [f32; 4]) -> f32 {
+    (r - l).max(0.0) * (b - t).max(0.0)
+}
+
+/// Area two boxes (l, t, r, b) share.
+pub(crate) fn rect_intersection(a: [f32; 4], b: [f32; 4]) -> f32 {
+    rect_area([
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ])
+}
+
+/// Orders boxes (l, t, r, b) as text is read: rows top to bottom, where a box joins the row
+/// of the box before it when their vertical overlap is more than half the smaller height
+/// (compared with the row's first box), and left to right within a row. A total order
+/// whatever the boxes (sorting on "overlapping, so by x, else by y" is not one).
+pub(crate) fn reading_order<T: Copy>(ids: &mut Vec<T>, rect: impl Fn(T) -> [f32; 4]) {
+    ids.sort_by(|&a, &b| {
+        let (ra, rb) = (rect(a), rect(b));
+        ra[1].total_cmp(&rb[1]).then(ra[0].total_cmp(&rb[0]))
+    });
+    let mut rows: Vec<Vec<T>> = Vec::new();
+    for &i in ids.iter() {
+        let r = rect(i);
+        let joins = rows.last().is_some_and(|row| {
+            let first = rect(row[0]);
+            let overlap = r[3].min(first[3]) - r[1].max(first[1]);
+            overlap > 0.5 * (r[3] - r[1]).min(first[3] - first[1])
+        });
+        match rows.last_mut() {
+            Some(row) if joins => row.push(i),
+            _ => rows.push(vec![i]),
+        }
+    }
+    ids.clear();
+    for mut row in rows {
+        row.sort_by(|&a, &b| rect(a)[0].total_cmp(&rect(b)[0]));
+        ids.extend(row);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,7 +124,12 @@ class _Cuda(types.ModuleType):
     """torch.cuda: the availability queries answer; anything else is a CUDA use."""
 
     def is_available(self):
-        _record("query", "torch.cuda.is_available")
+        # Real torch answers by cudaGetDeviceCount, which initialises the CUDA driver
+        # (cuInit: libcuda mapped) unless told to ask NVML instead.
+        if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1":
+            _record("query", "torch.cuda.is_available")
+        else:
+            _record("cuda", "torch.cuda.is_available (cuInit)")
         return True
 
     def device_count(self):
@@ -423,13 +428,18 @@ def test_docling_pipeline_models_resolve_to_cpu_where_cuda_is_available(
 
 
 def test_fake_torch_logs_cuda_use(tmp_path):
-    """The fake itself: CUDA uses are logged, CPU ones and availability queries are not."""
+    """The fake itself: CUDA uses are logged, CPU ones and availability queries answered
+    from NVML are not; one that would initialise the driver is."""
     script = textwrap.dedent(
         """
         import json
+        import os
         import torch
 
+        os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
         assert torch.cuda.is_available() and torch.cuda.device_count() == 1
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        assert torch.cuda.is_available()
         torch.device("cpu")
         torch.Tensor().to("cpu")
         torch.device("cuda", 0)
@@ -443,6 +453,7 @@ def test_fake_torch_logs_cuda_use(tmp_path):
     )
     _, calls = run_with_fake_torch(tmp_path, script)
     assert cuda_calls(calls) == [
+        "torch.cuda.is_available (cuInit)",
         "torch.device('cuda:0')",
         "Tensor.to",
         "Tensor.cuda",

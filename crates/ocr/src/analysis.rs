@@ -19,6 +19,8 @@ use crate::{EngineOptions, OcrError, TextLine};
 /// Labels whose regions only matter through their lines: without any they are dropped
 /// (the layout model sometimes boxes empty space as text).
 const PICTURE_LABELS: [&str; 2] = ["figure", "table"];
+/// Rows of side-by-side text that make a "figure" a table (see `is_grid`).
+const GRID_ROWS: usize = 3;
 /// A region this much inside a table (by its own area) is part of the table.
 const IN_TABLE: f32 = 0.6;
 /// Table crops reach this far past the region (in page pixels): the layout box often cuts
@@ -339,6 +341,9 @@ pub(crate) fn assign(found: &[LayoutBox], lines: &[[f32; 4]]) -> Vec<PageRegion>
     }
     for region in &mut regions {
         reading_order(&mut region.lines, lines);
+        if region.label == "figure" && is_grid(&region.lines, lines) {
+            region.label = "table".to_string();
+        }
     }
     regions.sort_by(|a, b| {
         a.bbox[1]
@@ -375,6 +380,16 @@ fn blocks(ids: &[u32], lines: &[[f32; 4]]) -> Vec<Vec<u32>> {
         }
     }
     out.into_iter().map(|(members, _)| members).collect()
+}
+
+/// Whether lines are laid out as a table: at least `GRID_ROWS` rows of text with two or more
+/// pieces side by side, holding most of the lines. The layout model boxes some tables as
+/// figures; a chart's tick labels make one such row at most, a legend a second.
+fn is_grid(ids: &[u32], lines: &[[f32; 4]]) -> bool {
+    let rows = crate::geometry::text_rows(ids, |i| lines[i as usize]);
+    let wide: Vec<&Vec<u32>> = rows.iter().filter(|row| row.len() >= 2).collect();
+    let held: usize = wide.iter().map(|row| row.len()).sum();
+    wide.len() >= GRID_ROWS && 2 * held >= ids.len()
 }
 
 /// Orders a region's lines (see [`crate::geometry::reading_order`]).
@@ -439,6 +454,34 @@ mod tests {
             1,
             "the table stays, the empty text goes: {out:?}"
         );
+    }
+
+    #[test]
+    fn a_figure_holding_a_grid_of_text_is_a_table() {
+        let regions = [
+            found("figure", [0.0, 0.0, 400.0, 200.0]),
+            found("figure", [0.0, 300.0, 400.0, 500.0]),
+        ];
+        let mut lines = Vec::new();
+        for row in 0..4 {
+            for col in 0..3 {
+                let (x, y) = (10.0 + 120.0 * col as f32, 10.0 + 40.0 * row as f32);
+                lines.push([x, y, x + 60.0, y + 14.0]);
+            }
+        }
+        // A chart: one row of tick labels, axis labels one per row.
+        for (x, y) in [
+            (50.0, 480.0),
+            (150.0, 480.0),
+            (250.0, 480.0),
+            (5.0, 320.0),
+            (5.0, 400.0),
+        ] {
+            lines.push([x, y, x + 30.0, y + 12.0]);
+        }
+        let out = assign(&regions, &lines);
+        let labels: Vec<&str> = out.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["table", "figure"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@ choose a device of their own; ``tests/test_service_cuda_free.py`` checks it."""
 from __future__ import annotations
 
 import io
+import os
 import time
 from typing import Any
 
@@ -54,6 +55,9 @@ def _converter(orchestrator: Any, options: Any) -> Any:
     from docling.datamodel.base_models import InputFormat
     from docling.document_converter import DocumentConverter, ImageFormatOption, PdfFormatOption
 
+    # docling asks torch.cuda.is_available() even for CPU models; torch answers by
+    # initialising the CUDA driver (libcuda mapped into this process) unless it may ask NVML.
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     key = options.model_dump_json() if options is not None else ""
     cache = orchestrator._docling if isinstance(orchestrator._docling, dict) else {}
     if key in cache:

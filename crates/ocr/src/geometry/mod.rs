@@ -48,17 +48,18 @@ pub(crate) fn rect_intersection(a: [f32; 4], b: [f32; 4]) -> f32 {
     ])
 }
 
-/// Orders boxes (l, t, r, b) as text is read: rows top to bottom, where a box joins the row
-/// of the box before it when their vertical overlap is more than half the smaller height
-/// (compared with the row's first box), and left to right within a row. A total order
-/// whatever the boxes (sorting on "overlapping, so by x, else by y" is not one).
-pub(crate) fn reading_order<T: Copy>(ids: &mut Vec<T>, rect: impl Fn(T) -> [f32; 4]) {
+/// Groups boxes (l, t, r, b) into rows of text, top to bottom, each left to right: a box
+/// joins the row of the box before it (by top) when their vertical overlap with the row's
+/// first box is more than half the smaller height. A total order whatever the boxes (sorting
+/// on "overlapping, so by x, else by y" is not one).
+pub(crate) fn text_rows<T: Copy>(ids: &[T], rect: impl Fn(T) -> [f32; 4]) -> Vec<Vec<T>> {
+    let mut ids = ids.to_vec();
     ids.sort_by(|&a, &b| {
         let (ra, rb) = (rect(a), rect(b));
         ra[1].total_cmp(&rb[1]).then(ra[0].total_cmp(&rb[0]))
     });
     let mut rows: Vec<Vec<T>> = Vec::new();
-    for &i in ids.iter() {
+    for i in ids {
         let r = rect(i);
         let joins = rows.last().is_some_and(|row| {
             let first = rect(row[0]);
@@ -70,11 +71,15 @@ pub(crate) fn reading_order<T: Copy>(ids: &mut Vec<T>, rect: impl Fn(T) -> [f32;
             _ => rows.push(vec![i]),
         }
     }
-    ids.clear();
-    for mut row in rows {
+    for row in &mut rows {
         row.sort_by(|&a, &b| rect(a)[0].total_cmp(&rect(b)[0]));
-        ids.extend(row);
     }
+    rows
+}
+
+/// Orders boxes as text is read: [`text_rows`], flattened.
+pub(crate) fn reading_order<T: Copy>(ids: &mut Vec<T>, rect: impl Fn(T) -> [f32; 4]) {
+    *ids = text_rows(ids, rect).concat();
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff
 test-rust: ## Rust unit and integration tests (models needed: installs first)
 	cargo test --release -p vram-orch-protocol -p vram-orch-supervisor
 	paths=($$($(RESOLVE))) && \
-	  VRAM_ORCH_MODEL_DIR=$${paths[0]} VRAM_ORCH_ORT_DYLIB=$${paths[1]} \
+	  ORT_DISABLE_TELEMETRY=1 VRAM_ORCH_MODEL_DIR=$${paths[0]} VRAM_ORCH_ORT_DYLIB=$${paths[1]} \
 	  cargo test --release $(WORKER) --workspace
 
 test-python: ## pytest end to end through the installed package

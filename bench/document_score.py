@@ -126,21 +126,26 @@ class TruthPage:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+def cells_from_dicts(cells: Iterable[dict[str, Any]]) -> list[Cell]:
+    """Table cells of the JSON form: row and col, spans 1 and text "" when left out."""
+    return [
+        Cell(
+            int(c["row"]),
+            int(c["col"]),
+            int(c.get("row_span", 1)),
+            int(c.get("col_span", 1)),
+            str(c.get("text", "")),
+        )
+        for c in cells
+    ]
+
+
 def block_from_dict(d: dict[str, Any]) -> Block:
     """A block of the ground-truth JSON form (also usable for predictions)."""
     table = None
     if d.get("table") is not None:
         t = d["table"]
-        cells = [
-            Cell(
-                int(c["row"]),
-                int(c["col"]),
-                int(c.get("row_span", 1)),
-                int(c.get("col_span", 1)),
-                str(c.get("text", "")),
-            )
-            for c in t["cells"]
-        ]
+        cells = cells_from_dicts(t["cells"])
         table = Table(int(t["rows"]), int(t["cols"]), cells, int(t.get("header_rows", 1)))
     box = d["box"]
     return Block(
@@ -319,16 +324,7 @@ def blocks_from_analyze(result: dict[str, Any], scale: float) -> list[Block]:
             text = None
             t = region.get("table")
             if t is not None:
-                cells = [
-                    Cell(
-                        int(c["row"]),
-                        int(c["col"]),
-                        int(c.get("row_span", 1)),
-                        int(c.get("col_span", 1)),
-                        str(c.get("text", "")),
-                    )
-                    for c in t.get("cells", [])
-                ]
+                cells = cells_from_dicts(t.get("cells", []))
                 table = Table(int(t["rows"]), int(t["cols"]), cells)
         elif kind == "figure" and not text:
             text = None

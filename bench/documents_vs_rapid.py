@@ -45,7 +45,6 @@ import asyncio
 import io
 import json
 import os
-import shlex
 import statistics
 import subprocess
 import sys
@@ -57,13 +56,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import document_score as ds  # noqa: E402  (bench/ is not a package)
+import ocr_vs_rapidocr as base  # noqa: E402
+from _common import JsonLinesChild, child_answers, child_requests  # noqa: E402
 from ocr_vs_rapidocr import CompilerWatch, machine_facts, version, vm_hwm_mb  # noqa: E402
 
 DOCUMENTS = ds.DOCUMENTS
@@ -557,14 +558,7 @@ class Reference:
 def child_main(threads: int) -> int:
     """Child process body: answers {"path", "kind"} lines with analysis dicts, one JSON line
     each; anything else written to stdout (library logs) goes to stderr."""
-    answers: IO[str] = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(obj: dict[str, Any]) -> None:
-        answers.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        answers.flush()
-
+    send = child_answers()
     t0 = time.perf_counter()
     try:
         import onnxruntime
@@ -584,9 +578,7 @@ def child_main(threads: int) -> int:
             "layout_model": LAYOUT_MODEL,
         }
     )
-    for line in sys.stdin:
-        if not line.strip():
-            continue
+    for line in child_requests():
         try:
             req = json.loads(line)
             send({"analysis": engine.analyze(req["path"], req["kind"])})
@@ -595,52 +587,27 @@ def child_main(threads: int) -> int:
     return 0
 
 
-class ReferenceProcess:
+class ReferenceProcess(JsonLinesChild):
     """The child process, fed one page at a time."""
 
     def __init__(self, python: str, threads: int) -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         cmd = [python, str(Path(__file__).resolve()), "--child", "--threads", str(threads)]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=env
-        )
-        self.info = self._answer()
+        super().__init__(cmd, "reference", CHILD_TIMEOUT_S, env=env)
+        self.info = self.answer()
         if "error" in self.info:
             self.close()
             raise RuntimeError(self.info["error"])
 
-    def _answer(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            code = self.proc.wait(timeout=CHILD_TIMEOUT_S)
-            raise RuntimeError(f"reference child process exited with {code}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
     def analyze(self, job: Job) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"path": job.path, "kind": job.kind}) + "\n")
-        self.proc.stdin.flush()
-        answer = self._answer()
+        answer = self.ask({"path": job.path, "kind": job.kind})
         if "error" in answer:
             raise RuntimeError(answer["error"] + "\n" + answer.get("trace", ""))
         analysis: dict[str, Any] = answer["analysis"]
         return analysis
 
     def peak_rss_mb(self) -> float | None:
-        return vm_hwm_mb(self.proc.pid)
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        return vm_hwm_mb(self.pid)
 
 
 def check_reference(python: str) -> str | None:
@@ -1098,13 +1065,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"install them with: {pip}")
         return 2
 
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    command = base.command_line(argv)
     facts = machine_facts()
-    print(f"# command: {command}")
-    print("# machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
-    print(f"# threads={args.threads} set={args.set} warm-up=1 page per engine")
-    if CompilerWatch.running():
-        print("# WARNING: a compiler is running; timings share the CPU with it", flush=True)
+    base.print_header(
+        command, facts, f"# threads={args.threads} set={args.set} warm-up=1 page per engine"
+    )
 
     out: dict[str, Any] = {"command": command, "machine": facts, "args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp, CompilerWatch() as watch:
@@ -1124,19 +1089,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.set == "structured"
             else real_report(rows, jobs)
         )
-    print(
-        f"\n# compiler (rustc/cc1/ld) seen running in {watch.busy} of {watch.samples} "
-        "2-second samples during the run"
-    )
+    base.print_compiler_samples(watch)
     out.update(
         jobs=[asdict(j) for j in jobs],
         report=report,
         rows=[row_json(r) for r in rows],
         compiler_samples={"busy": watch.busy, "total": watch.samples},
     )
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
-        print(f"# wrote {args.json}")
+    base.write_json(args.json, out)
     return 0
 
 

@@ -398,6 +398,36 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
+def command_line(argv: list[str] | None) -> str:
+    """The command of this run: ``argv`` as main() got it, or this process's own."""
+    return shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+
+
+def print_header(command: str, facts: dict[str, Any], *notes: str) -> None:
+    """A report's first lines: the command, the machine's facts, the ``notes`` lines and a
+    warning when a compiler is running."""
+    print(f"# command: {command}")
+    print("# machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+    for note in notes:
+        print(note)
+    if CompilerWatch.running():
+        print("# WARNING: a compiler is running; timings share the CPU with it", flush=True)
+
+
+def print_compiler_samples(watch: CompilerWatch) -> None:
+    print(
+        f"\n# compiler (rustc/cc1/ld) seen running in {watch.busy} of {watch.samples} "
+        "2-second samples during the run"
+    )
+
+
+def write_json(path: Path | None, out: dict[str, Any]) -> None:
+    """``out`` as JSON into ``path`` (--json), when given."""
+    if path:
+        path.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
+        print(f"# wrote {path}")
+
+
 def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -482,25 +512,20 @@ def main(argv: list[str] | None = None) -> int:
     profiles = [p.strip() for p in args.profiles.split(",") if p.strip()]
     if any(s not in ("ocrset", "pages") for s in sets) or not sets:
         ap.error(f"--set: ocrset, pages or both, got {args.set!r}")
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    command = command_line(argv)
     facts = machine_facts()
-    print(f"# command: {command}")
-    print("# machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
-    print(f"# threads={args.threads} repeats={args.repeats} warm-up={WARMUP_IMAGES} images")
-    if CompilerWatch.running():
-        print("# WARNING: a compiler is running; timings share the CPU with it", flush=True)
+    print_header(
+        command,
+        facts,
+        f"# threads={args.threads} repeats={args.repeats} warm-up={WARMUP_IMAGES} images",
+    )
 
     out: dict[str, Any] = {"command": command, "machine": facts, "args": vars(args), "sets": {}}
     with CompilerWatch() as watch:
         run_sets(args, sets, profiles, out)
     out["compiler_samples"] = {"busy": watch.busy, "total": watch.samples}
-    print(
-        f"\n# compiler (rustc/cc1/ld) seen running in {watch.busy} of {watch.samples} "
-        "2-second samples during the run"
-    )
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
-        print(f"# wrote {args.json}")
+    print_compiler_samples(watch)
+    write_json(args.json, out)
     return 0
 
 

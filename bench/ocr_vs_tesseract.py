@@ -53,7 +53,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -61,6 +61,7 @@ if str(HERE) not in sys.path:
 
 import ocr_vs_rapidocr as base  # noqa: E402  (bench/ is not a package)
 import pages  # noqa: E402
+from _common import JsonLinesChild, child_answers, child_requests  # noqa: E402
 from ocr_vs_rapidocr import (  # noqa: E402
     WARMUP_IMAGES,
     CompilerWatch,
@@ -294,7 +295,7 @@ class RapidOcrEngine(Engine):
         installed = version("rapidocr")
         label = RAPIDOCR_VERSION if installed == "not installed" else installed
         super().__init__(f"RapidOCR {label}", threads)
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: JsonLinesChild | None = None
 
     def start(self) -> None:
         installed = version("rapidocr")
@@ -315,11 +316,9 @@ class RapidOcrEngine(Engine):
             "--threads",
             str(self.threads),
         ]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
-        )
+        self.proc = JsonLinesChild(cmd, "RapidOCR", CHILD_TIMEOUT_S)
         try:
-            ready = self._answer()
+            ready = self.proc.answer()
         except RuntimeError as e:
             self.unavailable = f"not available: {e}"
             self.close()
@@ -330,20 +329,9 @@ class RapidOcrEngine(Engine):
             return
         self.info.update(ready)
 
-    def _answer(self) -> dict[str, Any]:
-        assert self.proc is not None and self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            code = self.proc.wait(timeout=CHILD_TIMEOUT_S)
-            raise RuntimeError(f"RapidOCR child process exited with {code}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
     def ocr(self, path: str) -> list[str]:
-        assert self.proc is not None and self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"path": path}) + "\n")
-        self.proc.stdin.flush()
-        answer = self._answer()
+        assert self.proc is not None
+        answer = self.proc.ask({"path": path})
         if "error" in answer:
             raise RuntimeError(answer["error"])
         return [str(t) for t in answer["lines"]]
@@ -354,15 +342,7 @@ class RapidOcrEngine(Engine):
     def close(self) -> None:
         if self.proc is None:
             return
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self.proc.close()
         self.proc = None
 
 
@@ -372,14 +352,7 @@ def child_rapidocr(threads: int) -> int:
     The answers go to the original stdout; anything else written to stdout (library logs)
     is sent to stderr so it cannot corrupt them.
     """
-    answers: IO[str] = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-
-    def send(obj: dict[str, Any]) -> None:
-        answers.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        answers.flush()
-
+    send = child_answers()
     t0 = time.perf_counter()
     try:
         import onnxruntime
@@ -411,9 +384,7 @@ def child_rapidocr(threads: int) -> int:
             "models_in_wheel": models,
         }
     )
-    for line in sys.stdin:
-        if not line.strip():
-            continue
+    for line in child_requests():
         try:
             out = engine(json.loads(line)["path"])
             send({"lines": [str(t) for t in (out.txts or ())]})
@@ -666,23 +637,22 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
     need_tesseract(args.install)
-    command = shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(argv)
+    command = base.command_line(argv)
     facts = {**machine_facts(), **tesseract_facts(), "rapidocr": version("rapidocr")}
     facts["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
-    print(f"# command: {command}")
-    print("# machine: " + ", ".join(f"{k}={v}" for k, v in facts.items()))
-    print(
+    notes = [
         f"# threads T={args.threads} for every engine (Tesseract also with 1), "
         f"repeats={args.repeats}, warm-up={WARMUP_IMAGES} images, engine order rotated per image"
-    )
+    ]
     if not facts.get("tesseract_openmp", True):
-        print("# WARNING: tesseract is built without OpenMP; OMP_THREAD_LIMIT changes nothing")
+        notes.append(
+            "# WARNING: tesseract is built without OpenMP; OMP_THREAD_LIMIT changes nothing"
+        )
     if version("rapidocr") == "not installed":
-        print(
+        notes.append(
             f"# RapidOCR {RAPIDOCR_VERSION} is not installed: its row is skipped ({RAPIDOCR_PIP})"
         )
-    if CompilerWatch.running():
-        print("# WARNING: a compiler is running; timings share the CPU with it", flush=True)
+    base.print_header(command, facts, *notes)
 
     out: dict[str, Any] = {"command": command, "machine": facts, "args": vars(args), "sets": {}}
     with CompilerWatch() as watch:
@@ -699,17 +669,12 @@ def main(argv: list[str] | None = None) -> int:
             out["sets"][dataset] = run_set(label, items, models, args)
     out["compiler_samples"] = {"busy": watch.busy, "total": watch.samples}
     out["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    print(
-        f"\n# compiler (rustc/cc1/ld) seen running in {watch.busy} of {watch.samples} "
-        "2-second samples during the run"
-    )
+    base.print_compiler_samples(watch)
     print(
         f"# load average (1, 5, 15 min) at the start {facts['loadavg_start']}, "
         f"at the end {out['loadavg_end']}"
     )
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n")
-        print(f"# wrote {args.json}")
+    base.write_json(args.json, out)
     return 0
 
 

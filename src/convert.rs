@@ -29,8 +29,16 @@ where
     })
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s.max(0.0))
+/// Longest time limit the pool takes (about 31 years): `inf` and any larger value mean
+/// "no limit" and are held to this, so that deadlines (`Instant` + limit) cannot overflow.
+const MAX_SECONDS: f64 = 1e9;
+
+/// Seconds as a `Duration`: negative and NaN are 0, `inf` and huge values `MAX_SECONDS`.
+pub fn seconds(s: f64) -> Duration {
+    if s.is_nan() {
+        return Duration::ZERO;
+    }
+    Duration::from_secs_f64(s.clamp(0.0, MAX_SECONDS))
 }
 
 pub fn profile(text: &str) -> PyResult<Profile> {
@@ -154,10 +162,12 @@ fn raw(array: &PyReadonlyArrayDyn<'_, u8>) -> PyResult<TaskInput> {
             )))
         }
     };
+    // `as_slice` also takes Fortran-ordered memory as it lies, which is not row-major.
     let data = match array.as_slice() {
-        Ok(contiguous) => contiguous.to_vec(),
-        // Strided views (crops, transposes) are gathered in order, still one copy.
-        Err(_) => array.as_array().iter().copied().collect(),
+        Ok(contiguous) if array.is_c_contiguous() => contiguous.to_vec(),
+        // Strided views (crops, transposes) and Fortran order are gathered in row-major
+        // order, still one copy.
+        _ => array.as_array().iter().copied().collect(),
     };
     Ok(TaskInput {
         kind: InputKind::Raw {

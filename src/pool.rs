@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 use pyo3::prelude::*;
@@ -60,8 +59,8 @@ impl NativePool {
             .transpose()?
             .map(Arc::new);
         let options = options.map(convert::ocr_options).transpose()?;
-        let timeout = timeout_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
-        let wait = Duration::from_secs_f64(queue_timeout_s.unwrap_or(0.0).max(0.0));
+        let timeout = timeout_s.map(convert::seconds);
+        let wait = convert::seconds(queue_timeout_s.unwrap_or(0.0));
         let supervisor = Arc::clone(&self.supervisor);
         let submitted = if wait.is_zero() {
             supervisor.submit(input, options, timeout, wait)
@@ -100,7 +99,7 @@ impl NativePool {
     #[pyo3(signature = (cancel_pending=false, timeout_s=None))]
     fn close(&self, py: Python<'_>, cancel_pending: bool, timeout_s: Option<f64>) -> bool {
         let supervisor = Arc::clone(&self.supervisor);
-        let timeout = timeout_s.map(|s| Duration::from_secs_f64(s.max(0.0)));
+        let timeout = timeout_s.map(convert::seconds);
         let finished = py.detach(move || supervisor.close(cancel_pending, timeout));
         if finished {
             // The dispatcher has sent every outcome; let the completer deliver them.

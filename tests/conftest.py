@@ -1,18 +1,23 @@
-"""Shared fixtures: data paths, pools that always close, and process inspection helpers."""
+"""Shared fixtures: data paths, pools that always close, process inspection helpers, and
+the bench scripts as modules."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 import vram_orchestrator as vo
 
 DATA = Path(__file__).parent / "data" / "ocrset"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +91,16 @@ def worker_pids(pool: vo.OcrPool, state: str | None = None) -> list[int]:
 
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/NAME.py as the module NAME (bench/ is not a package), imported once: the
+    scripts it imports (they put bench/ on sys.path) are shared with it."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

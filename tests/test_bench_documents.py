@@ -4,26 +4,9 @@ region assignment. Needs neither the reference packages nor a worker."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from conftest import load_bench
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-
-
-def _load(name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load("documents_vs_rapid")
+bench = load_bench("documents_vs_rapid")
 
 # rapid_table 0.3.0's output on d07_signal_notes (two header rows, merged headers, a row
 # span), with a <b> inside a cell, an entity and extra whitespace added.
@@ -155,7 +138,7 @@ def test_overlapping_regions_take_the_line_they_overlap_most():
 
 
 def test_scan_blocks_are_scaled_to_points():
-    ds = _load("document_score")
+    ds = load_bench("document_score")
     blocks = [ds.Block("paragraph", "x", (150.0, 300.0, 450.0, 600.0))]
     out = bench.scaled(blocks, 72 / 150)
     assert out[0].box == (72.0, 144.0, 216.0, 288.0)

@@ -3,29 +3,16 @@ set-up, tables) on fixed inputs. Needs neither Tesseract nor RapidOCR nor a work
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 import vram_orchestrator as vo
+from conftest import load_bench
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-vt = _load("ocr_vs_tesseract")
-base = sys.modules["ocr_vs_rapidocr"]
+vt = load_bench("ocr_vs_tesseract")
+base = load_bench("ocr_vs_rapidocr")  # the module vt imported
 
 TSV = "\n".join(
     [

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -16,15 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_bench
+
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
 DOCS = ROOT / "tests" / "data" / "documents"
 MAX_SET_BYTES = 3_000_000
 
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
-
-import document_score as ds  # noqa: E402  (bench/ is not a package)
+ds = load_bench("document_score")
 
 MANIFEST = json.loads((DOCS / "manifest.json").read_text())
 NAMES = [d["name"] for d in MANIFEST["documents"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import time
 import zlib
@@ -95,3 +96,49 @@ def test_limits_are_configurable(ocrset):
     with vo.OcrPool(device="cpu", max_workers=1, max_input_bytes=1000) as tiny:
         with pytest.raises(vo.InvalidInput, match=r"bytes"):
             tiny.ocr((ocrset / "02_line_pangram.png").read_bytes())
+
+
+def test_a_fortran_ordered_array_reads_like_a_c_ordered_one(pool, pangram):
+    array = np.asarray(pangram)
+    fortran = np.asfortranarray(array)
+    assert fortran.flags.f_contiguous and not fortran.flags.c_contiguous
+    assert [line["text"] for line in pool.ocr(fortran)["lines"]] == [PANGRAM]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.bool_])
+def test_arrays_of_other_types_are_invalid_input(pool, dtype):
+    with pytest.raises(vo.InvalidInput, match="must be uint8"):
+        pool.ocr(np.zeros((40, 40, 3), dtype))
+
+
+def test_a_file_name_that_is_not_utf8_is_invalid_input(pool, tmp_path):
+    path = os.path.join(os.fsencode(tmp_path), b"\xff-page.png")
+    with open(path, "wb") as f:
+        f.write(b"not read")
+    with pytest.raises(vo.InvalidInput, match="not UTF-8"):
+        pool.ocr(os.fsdecode(path))
+
+
+@pytest.mark.parametrize("limit", [float("inf"), 1e19, 1e300])
+def test_unbounded_time_limits_mean_no_limit(pool, pangram, limit):
+    array = np.asarray(pangram)
+    result = pool.ocr(array, timeout_s=limit, queue_timeout_s=limit)
+    assert [line["text"] for line in result["lines"]] == [PANGRAM]
+
+
+@pytest.mark.parametrize("limit", [float("nan"), -1.0])
+def test_a_time_limit_that_is_no_number_of_seconds_is_a_value_error(pool, limit):
+    with pytest.raises(ValueError, match="timeout_s"):
+        pool.ocr(b"x", timeout_s=limit)
+
+
+def test_a_pool_with_unbounded_limits_serves(pangram):
+    with vo.OcrPool(
+        device="cpu",
+        max_workers=1,
+        task_timeout_s=float("inf"),
+        admission_timeout_s=float("inf"),
+        startup_timeout_s=1e19,
+        idle_timeout_s=1e19,
+    ) as pool:
+        assert pool.ocr(np.asarray(pangram))["lines"][0]["text"] == PANGRAM

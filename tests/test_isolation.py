@@ -32,3 +32,34 @@ def test_parent_maps_no_onnxruntime_or_cuda_and_worker_maps_ort_not_python(make_
     worker = mapped_libraries(pid)
     assert any(lib.startswith("libonnxruntime") for lib in worker), worker
     assert not any(lib.startswith("libpython") for lib in worker), worker
+
+
+def test_workers_leave_no_onnx_runtime_telemetry(tmp_path, ocrset):
+    """ONNX Runtime's Microsoft builds keep a telemetry store under the user's home
+    (~/.cache/Microsoft/DeveloperTools/.onnxruntime); workers turn telemetry off."""
+    import os
+    import subprocess
+    import sys
+
+    from vram_orchestrator import resources
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "VRAM_ORCH_MODEL_DIR": str(resources.model_dir(None)),
+        "VRAM_ORCH_GRAPH_CACHE_DIR": "off",
+        "VRAM_ORCH_PROFILE_DIR": str(tmp_path / "profiles"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "vram_orchestrator", "ocr", str(ocrset / "01_line_short.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0 and done.stdout.strip(), done.stderr
+    left = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
+    assert not [p for p in left if "Microsoft" in p or "onnxruntime" in p.lower()], left

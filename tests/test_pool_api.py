@@ -72,7 +72,7 @@ def test_wrong_types_and_profiles_are_refused_before_queueing(make_pool):
     pool = make_pool()
     with pytest.raises(TypeError):
         pool.submit(12345)
-    with pytest.raises(TypeError):
+    with pytest.raises(vo.InvalidInput, match="uint8"):
         pool.submit(np.zeros((4, 4), np.float32))
     with pytest.raises(vo.InvalidInput):
         pool.submit(np.zeros((4, 4, 2), np.uint8))

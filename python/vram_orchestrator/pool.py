@@ -13,7 +13,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any, Union
 
 from . import _native, model_sets, resources
-from .errors import ConfigError, PoolClosed, SetupError
+from .errors import ConfigError, InvalidInput, PoolClosed, SetupError
 from .settings import Settings
 from .task_stats import TaskStats
 
@@ -148,6 +148,8 @@ def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
     inherited = os.environ.get("LD_LIBRARY_PATH")
     env.append(("LD_LIBRARY_PATH", os.pathsep.join(lib_dirs + ([inherited] if inherited else []))))
     env.append(("VRAM_ORCH_WORKER_LOG", level))
+    # ONNX Runtime's telemetry starts when the library loads unless this is set.
+    env.append(("ORT_DISABLE_TELEMETRY", "1"))
     return env
 
 
@@ -159,16 +161,30 @@ def _worker_log_level(setting: str) -> str:
 
 
 def _coerce(image: ImageSource) -> Any:
-    """Paths become absolute strings; buffers bytes; arrays pass through (read in place)."""
+    """Paths become absolute strings; buffers bytes; arrays pass through (read in place).
+    What cannot be an image is ``InvalidInput``; what is no image type at all ``TypeError``."""
     if isinstance(image, (str, os.PathLike)):
-        return os.path.abspath(os.fspath(image))
+        path = os.path.abspath(os.fspath(image))
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(
+                f"{path!r}: the file name is not UTF-8, so it cannot be sent to a worker; "
+                "pass the file's bytes instead"
+            ) from None
+        return path
     if isinstance(image, memoryview):
         return image.tobytes()
     if isinstance(image, (bytes, bytearray)):
         return image
     if hasattr(image, "__array_interface__") and hasattr(image, "dtype"):
         if str(image.dtype) != "uint8":
-            raise TypeError(f"numpy images must be uint8, not {image.dtype}")
+            raise InvalidInput(
+                f"numpy images must be uint8 (0-255), not {image.dtype}: convert with "
+                "np.clip(a, 0, 255).astype(np.uint8) or scale first"
+            )
         return image
     raise TypeError(
         f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
@@ -333,6 +349,9 @@ class OcrPool:
         analyze: dict[str, Any] | None,
     ) -> Future[dict[str, Any]]:
         self._check_owner()
+        for name, value in (("timeout_s", timeout_s), ("queue_timeout_s", queue_timeout_s)):
+            if value is not None and not value >= 0:  # NaN fails this too
+                raise ValueError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
         source = _coerce(image)
         future: Future[dict[str, Any]] = Future()
         task_id = self._native.submit(source, options, timeout_s, queue_timeout_s, analyze)

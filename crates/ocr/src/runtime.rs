@@ -26,8 +26,10 @@ pub(crate) fn environment(dylib: &Path) -> Result<(&'static Environment, &'stati
                 dylib.display()
             )
         })?;
+        // No usage telemetry from workers (ONNX Runtime's Microsoft builds send it).
         let env = builder
             .with_name("vram-orch-ocr")
+            .with_telemetry(false)
             .build()
             .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
         Ok((env, ort_version(dylib)))

@@ -17,6 +17,7 @@ use std::time::Instant;
 fn main() -> ExitCode {
     let started = Instant::now();
     limit_malloc_arenas();
+    no_telemetry();
     logger::init();
     let args = match args::Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -41,5 +42,15 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// ONNX Runtime's Microsoft builds start their telemetry (a device id and an event store
+/// under ~/.cache/Microsoft/DeveloperTools, and uploads) when the library loads, before any
+/// API call could turn it off; only this variable, set before, stops it. Set here, first,
+/// while the process has one thread.
+fn no_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        std::env::set_var("ORT_DISABLE_TELEMETRY", "1");
     }
 }

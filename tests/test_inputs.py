@@ -142,3 +142,18 @@ def test_a_pool_with_unbounded_limits_serves(pangram):
         idle_timeout_s=1e19,
     ) as pool:
         assert pool.ocr(np.asarray(pangram))["lines"][0]["text"] == PANGRAM
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_paths_that_are_not_files_are_invalid_input_at_once(pool, tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "page.png"
+        os.mkfifo(path)  # nobody writes to it: reading would block for ever
+    elif kind == "device":
+        path = "/dev/zero"  # reading would never end
+    else:
+        path = tmp_path
+    started = time.monotonic()
+    with pytest.raises(vo.InvalidInput, match="not a regular file"):
+        pool.ocr(path, timeout_s=30)
+    assert time.monotonic() - started < 10

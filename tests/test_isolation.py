@@ -63,3 +63,21 @@ def test_workers_leave_no_onnx_runtime_telemetry(tmp_path, ocrset):
     assert done.returncode == 0 and done.stdout.strip(), done.stderr
     left = sorted(str(p.relative_to(home)) for p in home.rglob("*"))
     assert not [p for p in left if "Microsoft" in p or "onnxruntime" in p.lower()], left
+
+
+def test_workers_hold_none_of_the_services_files_and_gain_no_privileges(make_pool, ocrset):
+    import os
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.set_inheritable(True)  # as a server handing its socket to children would
+    try:
+        inode = os.fstat(listener.fileno()).st_ino
+        pool = make_pool(free_vram_on_idle=False, max_workers=1)
+        pid = pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"]
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        assert f"socket:[{inode}]" not in held, held
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert "NoNewPrivs:\t1" in status
+    finally:
+        listener.close()

@@ -105,10 +105,15 @@ impl WorkerProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        // SAFETY: prctl is async-signal-safe and allocates nothing.
+        // SAFETY: prctl and fcntl are async-signal-safe and allocate nothing.
         unsafe {
             cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                // A worker gains no privileges (setuid binaries, file capabilities) ...
+                nix::sys::prctl::set_no_new_privs().map_err(std::io::Error::from)?;
+                // ... and holds none of the service's files or sockets: only its pipes.
+                close_inherited_fds();
+                Ok(())
             });
         }
         let mut child = cmd.spawn()?;
@@ -257,5 +262,24 @@ mod tests {
         let (code, sig, text) = describe_status(&ExitStatus::from_raw(11));
         assert_eq!((code, sig), (None, Some(11)));
         assert!(text.contains("SIGSEGV"), "{text}");
+    }
+}
+
+/// Marks every fd from 3 up close-on-exec in a child between fork and exec (its stdio is
+/// already in place): the service's listening sockets and open files would otherwise stay
+/// open in every worker. Marked rather than closed: std's own pipe that reports a failed
+/// exec must live until the exec. `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11), else
+/// `fcntl` per possible fd.
+fn close_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: plain syscalls on fds of this (child) process; no memory is touched.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
+            return;
+        }
+        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65_536) as i32;
+        for fd in 3..max {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
     }
 }

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -349,16 +350,40 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Reads a file no larger than `limit` bytes, checked before reading.
+/// Reads a regular file no larger than `limit` bytes. Its size is checked before reading
+/// and the read is bounded anyway (the file may grow); FIFOs, devices and folders are
+/// refused, not read (a FIFO would block the worker, /dev/zero never ends).
 fn read_bounded(path: &str, limit: u64) -> Result<Vec<u8>, OcrError> {
+    use std::io::Read;
     let invalid = |e: std::io::Error| OcrError::InvalidInput(format!("cannot read {path}: {e}"));
-    let size = std::fs::metadata(path).map_err(invalid)?.len();
-    if size > limit {
+    let meta = std::fs::metadata(path).map_err(invalid)?;
+    if !meta.is_file() {
         return Err(OcrError::InvalidInput(format!(
-            "{path} has {size} bytes, over the limit of {limit} (max_input_bytes)"
+            "{path} is not a regular file (a folder, FIFO, socket or device); pass an image file"
         )));
     }
-    std::fs::read(path).map_err(invalid)
+    let too_large = |size: u64| {
+        OcrError::InvalidInput(format!(
+            "{path} has {size} bytes, over the limit of {limit} (max_input_bytes)"
+        ))
+    };
+    if meta.len() > limit {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // O_NONBLOCK: a path swapped for a FIFO after the check still cannot block the open.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(invalid)?;
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(invalid)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The reason alone: the supervisor's error types add their own "invalid input: " prefix.

@@ -86,7 +86,7 @@ pub fn task_error(py: Python<'_>, error: &TaskError) -> PyErr {
         TaskError::TaskTimeout { .. } => TaskTimeout::new_err(message),
         TaskError::WorkerCrashed { .. } => WorkerCrashed::new_err(message),
         TaskError::QueueFull { .. } => QueueFull::new_err(message),
-        TaskError::PoolClosed => PoolClosed::new_err(message),
+        TaskError::PoolClosed | TaskError::PoolBroken { .. } => PoolClosed::new_err(message),
         TaskError::Setup { .. } => SetupError::new_err(message),
         TaskError::Inference { .. } => InferenceError::new_err(message),
         TaskError::InsufficientVram { .. } => InsufficientVram::new_err(message),

@@ -16,6 +16,7 @@ use crate::procfs;
 use crate::sampler::{Reading, Sampler};
 use crate::slots::QueueSlots;
 use crate::snapshot::{ExitRecord, PoolSnapshot, WorkerSnapshot};
+use crate::supervisor::Ledger;
 use crate::task::{Completed, Task, TaskOutcome, TaskSuccess, WorkerStamp};
 use crate::vram::{GpuMemory, Placement, VramPolicy};
 use crate::worker::{describe_status, WorkerEvent, WorkerEvents, WorkerProcess};
@@ -41,6 +42,9 @@ pub(crate) enum Command {
         cancel_pending: bool,
         done: Sender<()>,
     },
+    /// Fails the dispatcher thread, for tests of what follows.
+    #[cfg(test)]
+    Panic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,8 @@ pub(crate) struct Dispatcher {
     events_tx: Sender<(u64, WorkerEvent)>,
     events: WorkerEvents,
     outcomes: Sender<Completed>,
+    /// Accepted tasks not ended yet, shared with the supervisor (see [`Ledger`]).
+    ledger: Ledger,
     /// Queue slots, shared with the handle (which reserves them).
     slots: Arc<QueueSlots>,
     queue: VecDeque<Box<Task>>,
@@ -145,6 +151,7 @@ impl Dispatcher {
         config: PoolConfig,
         commands: Receiver<Command>,
         outcomes: Sender<Completed>,
+        ledger: Ledger,
         slots: Arc<QueueSlots>,
     ) -> Dispatcher {
         let (events_tx, events) = crossbeam_channel::unbounded();
@@ -176,6 +183,7 @@ impl Dispatcher {
             events_tx,
             events,
             outcomes,
+            ledger,
             slots,
             queue: VecDeque::new(),
             workers: BTreeMap::new(),
@@ -234,6 +242,8 @@ impl Dispatcher {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
+            #[cfg(test)]
+            Command::Panic => panic!("dispatcher failure asked for by a test"),
             Command::Submit(task) => {
                 self.stats.submitted += 1;
                 if self.closing == Some(true) {
@@ -298,6 +308,8 @@ impl Dispatcher {
                 let _ = done.send(());
             }
             Command::Cancel(_) | Command::WarmUp(_) | Command::ReleaseIdle => {}
+            #[cfg(test)]
+            Command::Panic => panic!("dispatcher failure asked for by a test"),
         }
     }
 
@@ -1086,6 +1098,7 @@ impl Dispatcher {
             Ok(_) => self.stats.succeeded += 1,
             Err(_) => self.stats.failed += 1,
         }
+        crate::supervisor::settle(&self.ledger, id);
         let _ = self.outcomes.send(Completed { id, outcome });
     }
 

@@ -26,6 +26,10 @@ pub enum TaskError {
     QueueFull { limit: usize },
     #[error("the pool is closed")]
     PoolClosed,
+    /// The dispatcher thread failed (a defect of ours): every accepted task ends with this
+    /// and the pool takes no more.
+    #[error("{message}")]
+    PoolBroken { message: String },
     #[error("{message}")]
     Setup { message: String },
     #[error("inference failed in the worker: {message}")]

@@ -1,5 +1,7 @@
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,40 @@ use crate::task::{Completed, Task, TaskInput};
 /// Errors returned by [`Supervisor::submit`] at once, before a task is accepted.
 pub type SubmitError = TaskError;
 
+/// The ids of accepted tasks that have not ended: what is owed to callers. The dispatcher
+/// settles an id as it sends the task's outcome; if the dispatcher thread ever fails, the
+/// supervisor ends every id still here, so no caller waits for ever.
+pub(crate) type Ledger = Arc<Mutex<HashSet<u64>>>;
+
+/// The ledger even after a panic while it was held (a set of ids stays consistent).
+fn ledger(l: &Ledger) -> MutexGuard<'_, HashSet<u64>> {
+    l.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Marks a task as ended; false if it was not owed (already ended).
+pub(crate) fn settle(l: &Ledger, id: u64) -> bool {
+    ledger(l).remove(&id)
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "no message"
+    }
+}
+
 /// The public handle on a pool. Cheap calls from any thread; all work happens on the
 /// dispatcher thread.
 pub struct Supervisor {
     commands: Sender<Command>,
     slots: Arc<QueueSlots>,
-    closed: AtomicBool,
+    closed: Arc<AtomicBool>,
+    /// Why the dispatcher thread failed, once it has.
+    broken: Arc<Mutex<Option<String>>>,
+    ledger: Ledger,
     next_id: AtomicU64,
     default_options: OcrOptions,
     task_timeout: Duration,
@@ -39,14 +69,48 @@ impl Supervisor {
         let default_options = config.default_options;
         let task_timeout = config.task_timeout;
         let gpu = matches!(config.device, DeviceChoice::Cuda(_));
-        let dispatcher = Dispatcher::new(config, command_rx, outcomes, Arc::clone(&slots));
+        let owed: Ledger = Arc::default();
+        let closed = Arc::new(AtomicBool::new(false));
+        let broken: Arc<Mutex<Option<String>>> = Arc::default();
+        let dispatcher = Dispatcher::new(
+            config,
+            command_rx,
+            outcomes.clone(),
+            Arc::clone(&owed),
+            Arc::clone(&slots),
+        );
+        let (ledger_, closed_, broken_) =
+            (Arc::clone(&owed), Arc::clone(&closed), Arc::clone(&broken));
         let thread = std::thread::Builder::new()
             .name("vo-dispatcher".to_string())
-            .spawn(move || dispatcher.run())?;
+            .spawn(move || {
+                // Unwinding drops the dispatcher and with it the workers' pipes: they exit.
+                let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| dispatcher.run()))
+                else {
+                    return;
+                };
+                let message = format!(
+                    "the pool's dispatcher thread failed ({}), a defect of vram-orchestrator; \
+                     this pool takes no more tasks: close it and create a new one",
+                    panic_text(panic.as_ref())
+                );
+                log::error!(target: "vram_orchestrator.pool", "{message}");
+                closed_.store(true, Ordering::Release);
+                *broken_.lock().unwrap_or_else(|p| p.into_inner()) = Some(message.clone());
+                let ids: Vec<u64> = ledger(&ledger_).drain().collect();
+                for id in ids {
+                    let outcome = Err(TaskError::PoolBroken {
+                        message: message.clone(),
+                    });
+                    let _ = outcomes.send(Completed { id, outcome });
+                }
+            })?;
         Ok(Supervisor {
             commands,
             slots,
-            closed: AtomicBool::new(false),
+            closed,
+            broken,
+            ledger: owed,
             next_id: AtomicU64::new(1),
             default_options,
             task_timeout,
@@ -65,7 +129,7 @@ impl Supervisor {
         queue_wait: Duration,
     ) -> Result<u64, SubmitError> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(TaskError::PoolClosed);
+            return Err(self.closed_error());
         }
         if !self.slots.reserve(queue_wait) {
             return Err(TaskError::QueueFull {
@@ -86,11 +150,28 @@ impl Supervisor {
             pixels,
             vram_wait: None,
         };
+        ledger(&self.ledger).insert(id);
         if self.commands.send(Command::Submit(Box::new(task))).is_err() {
             self.slots.release();
-            return Err(TaskError::PoolClosed);
+            // Not settled: the failed dispatcher's handler took it and ends it.
+            if settle(&self.ledger, id) {
+                return Err(self.closed_error());
+            }
         }
         Ok(id)
+    }
+
+    /// `PoolBroken` with its reason once the dispatcher failed, else `PoolClosed`.
+    fn closed_error(&self) -> TaskError {
+        match self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            Some(message) => TaskError::PoolBroken { message },
+            None => TaskError::PoolClosed,
+        }
     }
 
     /// Removes a task that is still queued (it then completes as `Cancelled`); a running
@@ -155,5 +236,112 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         self.close(true, Some(Duration::from_secs(30)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use vram_orch_protocol::{InputKind, Profile};
+
+    use super::*;
+    use crate::config::GpuConfig;
+    use crate::gpu::GpuSource;
+
+    /// A pool whose worker never says hello (`cat` waits on its stdin): tasks stay queued.
+    fn stalled_pool() -> (Supervisor, crossbeam_channel::Receiver<Completed>) {
+        let config = PoolConfig {
+            worker_bin: PathBuf::from("/bin/cat"),
+            model_set: "none".into(),
+            model_dir: PathBuf::from("/nonexistent"),
+            ort_dylib: PathBuf::from("/nonexistent"),
+            device: DeviceChoice::Cpu,
+            worker_env: vec![],
+            max_workers: 1,
+            queue_max: 16,
+            idle_timeout: None,
+            task_timeout: Duration::from_secs(60),
+            kill_grace: Duration::from_secs(1),
+            startup_timeout: Duration::from_secs(60),
+            max_tasks_per_worker: 0,
+            worker_rss_limit_mb: 0,
+            max_retries: 1,
+            threads_per_worker: 1,
+            vram_limit_mb: None,
+            graph_cache: None,
+            cudnn_conv_algo: "heuristic".into(),
+            gpu: GpuConfig {
+                source: GpuSource::Nvml,
+                margin_mb: 0.0,
+                admission_timeout: Duration::from_secs(1),
+                growth_margin_mb: 0.0,
+                profile_dir: None,
+            },
+            standby: false,
+            default_options: OcrOptions {
+                profile: Profile::Default,
+                max_input_bytes: 1 << 20,
+                max_pixels: 1 << 20,
+                max_det_pixels: 1 << 20,
+            },
+            max_frame_bytes: 2 << 20,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Supervisor::start(config, tx).expect("supervisor"), rx)
+    }
+
+    fn input() -> TaskInput {
+        TaskInput {
+            kind: InputKind::Encoded,
+            payload: Arc::new(vec![0u8; 8]),
+            analyze: None,
+        }
+    }
+
+    #[test]
+    fn a_failed_dispatcher_ends_every_accepted_task_and_takes_no_more() {
+        let (pool, outcomes) = stalled_pool();
+        let wait = Duration::ZERO;
+        let ids: HashSet<u64> = (0..3)
+            .map(|_| pool.submit(input(), None, None, wait).expect("accepted"))
+            .collect();
+        pool.commands
+            .send(Command::Panic)
+            .expect("dispatcher alive");
+        let mut ended = HashSet::new();
+        for _ in 0..3 {
+            let done = outcomes
+                .recv_timeout(Duration::from_secs(10))
+                .expect("every accepted task ends");
+            assert!(
+                matches!(&done.outcome, Err(TaskError::PoolBroken { message }) if message.contains("asked for by a test")),
+                "{:?}",
+                done.outcome
+            );
+            ended.insert(done.id);
+        }
+        assert_eq!(ended, ids);
+        assert!(
+            outcomes.recv_timeout(Duration::from_millis(200)).is_err(),
+            "each ends once"
+        );
+        assert!(pool.is_closed());
+        match pool.submit(input(), None, None, wait) {
+            Err(TaskError::PoolBroken { message }) => assert!(message.contains("create a new one")),
+            other => panic!("a broken pool accepted a task: {other:?}"),
+        }
+        assert!(pool.close(true, Some(Duration::from_secs(5))));
+    }
+
+    #[test]
+    fn tasks_that_end_normally_leave_the_ledger() {
+        let (pool, outcomes) = stalled_pool();
+        let id = pool.submit(input(), None, None, Duration::ZERO).unwrap();
+        assert!(ledger(&pool.ledger).contains(&id));
+        pool.cancel(id);
+        let done = outcomes.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(done.id, id);
+        assert!(ledger(&pool.ledger).is_empty());
     }
 }

@@ -1,4 +1,7 @@
 //! The exception classes, declared once, and the one place task errors become them.
+//!
+//! They are named as `vram_orchestrator.errors` (where the package re-exports them), so
+//! pickle finds them: an error crosses a process pool or an RQ job with its fields.
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -6,55 +9,55 @@ use pyo3::prelude::*;
 use vram_orch_supervisor::TaskError;
 
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     VramOrchestratorError,
     PyException,
     "Base class of every error raised by vram_orchestrator."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     InsufficientVram,
     VramOrchestratorError,
     "Not enough free GPU memory for the task within the admission timeout."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     TaskTimeout,
     VramOrchestratorError,
     "The task ran past its time limit; its worker was killed and replaced."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     WorkerCrashed,
     VramOrchestratorError,
     "The worker process died while running the task (exit code or signal, stderr tail)."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     InvalidInput,
     VramOrchestratorError,
     "The input cannot be OCRed (unreadable, too large, unsupported layout)."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     QueueFull,
     VramOrchestratorError,
     "Too many tasks are waiting (VRAM_ORCH_QUEUE_MAX)."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     PoolClosed,
     VramOrchestratorError,
     "The pool was closed before the task could run."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     SetupError,
     VramOrchestratorError,
     "The pool or its workers cannot be set up; the message says what to fix."
 );
 create_exception!(
-    _native,
+    vram_orchestrator.errors,
     InferenceError,
     VramOrchestratorError,
     "A model run failed inside the worker."

@@ -240,3 +240,19 @@ def test_graph_cache_is_filled_once_and_can_be_turned_off(make_pool, ocrset, tmp
     assert "--graph-cache" not in _worker_argv(off)
     assert off.runtime_info()["graph_cache"] is None
     assert second.runtime_info()["graph_cache"] == str(cache)
+
+
+def test_errors_survive_pickle_with_their_fields(make_pool):
+    import pickle
+
+    pool = make_pool(max_workers=1)
+    with pytest.raises(vo.InvalidInput) as caught:
+        pool.ocr(b"not an image")
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is vo.InvalidInput and str(again) == str(caught.value)
+    assert type(again).__module__ == "vram_orchestrator.errors"
+    crashed = vo.WorkerCrashed("worker 7 died")
+    crashed.exit_code, crashed.signal = None, 9
+    back = pickle.loads(pickle.dumps(crashed))
+    assert isinstance(back, vo.VramOrchestratorError)
+    assert (back.exit_code, back.signal, str(back)) == (None, 9, "worker 7 died")

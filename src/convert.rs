@@ -181,9 +181,22 @@ fn raw(array: &PyReadonlyArrayDyn<'_, u8>) -> PyResult<TaskInput> {
 }
 
 /// A page analysis request from `{"tables": bool, "text_cells": None | [(text, (l, t, r,
-/// b)), ...]}`.
+/// b)), ...]}`. A box must be finite in f32 (NaN, inf and values past f32's range are
+/// `InvalidInput`): the frame header is JSON, which has no such numbers.
 pub fn analyze_request(d: &Bound<'_, PyDict>) -> PyResult<AnalyzeRequest> {
     let cells: Option<Vec<(String, [f32; 4])>> = get(d, "text_cells")?;
+    if let Some(cells) = &cells {
+        if let Some((i, (_, bbox))) = cells
+            .iter()
+            .enumerate()
+            .find(|(_, (_, b))| !b.iter().all(|v| v.is_finite()))
+        {
+            return Err(InvalidInput::new_err(format!(
+                "text_cells[{i}] has the box {bbox:?}: every coordinate must be a finite \
+                 number of pixels"
+            )));
+        }
+    }
     Ok(AnalyzeRequest {
         tables: get(d, "tables")?,
         text_cells: cells.map(|cells| {

@@ -210,3 +210,18 @@ def test_release_idle_ends_the_workers_that_hold_the_document_models(pool):
     again = pool.analyze(table_page(3, 3))
     assert again["worker"]["pid"] != pid
     assert any(r["table"] for r in again["regions"])
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 1e300])
+def test_text_cells_with_boxes_that_are_no_pixels_are_invalid_input(pool, value):
+    with pytest.raises(vo.InvalidInput, match=r"text_cells\[1\]"):
+        pool.analyze(table_page(2, 2), text_cells=[("a", (0, 0, 9, 9)), ("b", (value, 0, 9, 9))])
+    assert pool.analyze(np.full((200, 200), 255, np.uint8))["regions"] == []
+
+
+@pytest.mark.parametrize("value", [0.0, -50.0, 1e7])
+def test_text_cells_off_the_page_or_empty_are_read_as_given(pool, value):
+    result = pool.analyze(table_page(2, 2), text_cells=[("edge", (value, value, value, value))])
+    assert [line["text"] for line in result["lines"]] == ["edge"]
+    held = [line["text"] for r in result["regions"] for line in r["lines"]]
+    assert held == ["edge"], "the caller's line is in one region, where the caller put it"

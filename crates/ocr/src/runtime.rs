@@ -238,26 +238,6 @@ impl Model {
         self.session.metadata().ok()?.custom(key)
     }
 
-    /// Runs the model on `data` shaped `shape` (NCHW); adds the time inside `run` to
-    /// `model_ms`.
-    fn infer(
-        &mut self,
-        shape: [usize; 4],
-        data: &[f32],
-        model_ms: &mut f64,
-    ) -> Result<SessionOutputs<'_>, OcrError> {
-        self.shapes.push(shape);
-        let input = TensorRef::from_array_view((shape, data))
-            .map_err(|e| OcrError::Inference(format!("{}: input tensor: {e}", self.name)))?;
-        let t = Instant::now();
-        let outputs = self
-            .session
-            .run_with_options(ort::inputs![input], &self.run_opts)
-            .map_err(|e| OcrError::Inference(format!("{}: {e}", self.name)))?;
-        *model_ms += t.elapsed().as_secs_f64() * 1e3;
-        Ok(outputs)
-    }
-
     /// Runs the model and hands the first output's shape and data to `f`.
     pub fn run<R>(
         &mut self,
@@ -266,8 +246,16 @@ impl Model {
         model_ms: &mut f64,
         f: impl FnOnce(&[i64], &[f32]) -> Result<R, OcrError>,
     ) -> Result<R, OcrError> {
-        let name = self.name.clone();
-        let outputs = self.infer(shape, data, model_ms)?;
+        self.shapes.push(shape);
+        let name = &self.name;
+        let outputs = infer(
+            &mut self.session,
+            &self.run_opts,
+            name,
+            shape,
+            data,
+            model_ms,
+        )?;
         let (oshape, odata) = outputs[0]
             .try_extract_tensor::<f32>()
             .map_err(|e| OcrError::Inference(format!("{name}: output: {e}")))?;
@@ -281,8 +269,16 @@ impl Model {
         data: &[f32],
         model_ms: &mut f64,
     ) -> Result<Vec<Output>, OcrError> {
-        let name = self.name.clone();
-        let outputs = self.infer(shape, data, model_ms)?;
+        self.shapes.push(shape);
+        let name = &self.name;
+        let outputs = infer(
+            &mut self.session,
+            &self.run_opts,
+            name,
+            shape,
+            data,
+            model_ms,
+        )?;
         let mut all = Vec::with_capacity(outputs.len());
         for (i, (_, value)) in outputs.iter().enumerate() {
             let (oshape, odata) = value
@@ -292,4 +288,25 @@ impl Model {
         }
         Ok(all)
     }
+}
+
+/// Runs `session` on `data` shaped `shape` (NCHW); adds the time inside `run` to `model_ms`.
+/// A function over the model's fields, not a method: its outputs borrow the session only,
+/// so callers can still name the model in their errors.
+fn infer<'s>(
+    session: &'s mut Session,
+    run_opts: &'s RunOptions,
+    name: &str,
+    shape: [usize; 4],
+    data: &[f32],
+    model_ms: &mut f64,
+) -> Result<SessionOutputs<'s>, OcrError> {
+    let input = TensorRef::from_array_view((shape, data))
+        .map_err(|e| OcrError::Inference(format!("{name}: input tensor: {e}")))?;
+    let t = Instant::now();
+    let outputs = session
+        .run_with_options(ort::inputs![input], run_opts)
+        .map_err(|e| OcrError::Inference(format!("{name}: {e}")))?;
+    *model_ms += t.elapsed().as_secs_f64() * 1e3;
+    Ok(outputs)
 }

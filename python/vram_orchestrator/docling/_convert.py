@@ -22,6 +22,8 @@ __all__ = [
     "convert_document",
     "convert_pages",
     "document_origin",
+    "page_pixels",
+    "page_text",
     "pdf_pages",
 ]
 
@@ -114,6 +116,29 @@ def _text_layer(textpage: Any, height: float) -> list[PageLine]:
     return lines
 
 
+def page_text(page: Any, height: float, s: ConversionSettings) -> list[PageLine] | None:
+    """A pdfium page's text layer lines; None when it has none or OCR is forced. Call
+    under the pdfium lock."""
+    if s.force_ocr:
+        return None
+    textpage = page.get_textpage()
+    try:
+        if textpage.get_text_range().strip():
+            return _text_layer(textpage, height)
+        return None
+    finally:
+        textpage.close()
+
+
+def page_pixels(page: Any, s: ConversionSettings) -> Any:
+    """A pdfium page rendered at ``images_scale`` (numpy, RGB). Call under the pdfium lock."""
+    bitmap = page.render(scale=s.images_scale, rev_byteorder=True)
+    try:
+        return bitmap.to_numpy().copy()
+    finally:
+        bitmap.close()
+
+
 def _load_page(pdf: Any, index: int, s: ConversionSettings) -> tuple[_Page, Any]:
     """Text layer lines, or the page rendered at ``images_scale`` for OCR (under the lock)."""
     with _PDFIUM:
@@ -121,22 +146,13 @@ def _load_page(pdf: Any, index: int, s: ConversionSettings) -> tuple[_Page, Any]
         try:
             width, height = page.get_size()
             out = _Page(index + 1, float(width), float(height))
-            if not s.force_ocr:
-                textpage = page.get_textpage()
-                try:
-                    if textpage.get_text_range().strip():
-                        out.lines = _text_layer(textpage, height)
-                        return out, None
-                finally:
-                    textpage.close()
+            lines = page_text(page, height, s)
+            if lines is not None:
+                out.lines = lines
+                return out, None
             if not s.do_ocr:
                 return out, None
-            bitmap = page.render(scale=s.images_scale, rev_byteorder=True)
-            try:
-                array = bitmap.to_numpy().copy()
-            finally:
-                bitmap.close()
-            return out, array
+            return out, page_pixels(page, s)
         finally:
             page.close()
 

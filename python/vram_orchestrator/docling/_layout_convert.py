@@ -12,8 +12,9 @@ from ._convert import (
     _PDFIUM,
     ConversionSettings,
     ConvertedDocument,
-    _text_layer,
     convert_pages,
+    page_pixels,
+    page_text,
     pdf_pages,
 )
 from ._layout_document import AnalyzedPage, build_layout_document
@@ -33,24 +34,10 @@ def _render(pdf: Any, index: int, s: ConversionSettings) -> tuple[AnalyzedPage, 
         try:
             width, height = page.get_size()
             out = AnalyzedPage(index + 1, float(width), float(height), s.images_scale, None)
-            cells = None
-            if not s.force_ocr:
-                textpage = page.get_textpage()
-                try:
-                    if textpage.get_text_range().strip():
-                        k = s.images_scale
-                        cells = [
-                            (line.text, [v * k for v in line.box])
-                            for line in _text_layer(textpage, height)
-                        ]
-                finally:
-                    textpage.close()
-            bitmap = page.render(scale=s.images_scale, rev_byteorder=True)
-            try:
-                array = bitmap.to_numpy().copy()
-            finally:
-                bitmap.close()
-            return out, array, cells
+            lines = page_text(page, height, s)
+            k = s.images_scale
+            cells = None if lines is None else [(ln.text, [v * k for v in ln.box]) for ln in lines]
+            return out, page_pixels(page, s), cells
         finally:
             page.close()
 

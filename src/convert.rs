@@ -101,6 +101,7 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
         vram_limit_mb,
         graph_cache: get(d, "graph_cache")?,
         cudnn_conv_algo: get(d, "cudnn_conv_algo")?,
+        cuda_defaults: get(d, "cuda_defaults")?,
         gpu,
         standby: get(d, "standby")?,
         default_options: ocr_options(d)?,

@@ -42,14 +42,15 @@ def main() -> int:
     context, task_mb, growth, hold = (float(a) for a in sys.argv[2:6])
     standby = "--standby" in sys.argv[6:]
     device = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    pid = os.getpid()
+    # The pid NVML shows: in a sandbox that does not translate pids, not ours.
+    pid = os.getpid() + int(os.environ.get("FAKE_GPU_PID_OFFSET", "0"))
     out = sys.stdout.buffer
     if not standby:
         sim_gpu.set_usage(sim, device, pid, context)
     hello = {
         "type": "hello",
         "protocol_version": 1,
-        "pid": pid,
+        "pid": os.getpid(),
         "ort_version": "fake",
         "providers_available": ["CUDAExecutionProvider"],
         "device": "cuda:0",

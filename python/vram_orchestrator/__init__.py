@@ -24,6 +24,7 @@ from .errors import (
     WorkerCrashed,
 )
 from .pool import OcrPool, gpu_report
+from .readiness import cuda_report
 from .settings import ENV_VARS, Settings
 
 __all__ = [
@@ -41,5 +42,6 @@ __all__ = [
     "VramOrchestratorError",
     "WorkerCrashed",
     "__version__",
+    "cuda_report",
     "gpu_report",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 from . import model_sets
 from .errors import VramOrchestratorError
 from .pool import OcrPool
+from .readiness import cuda_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--force-ocr", action="store_true", help="OCR even pages with text")
     convert.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     convert.add_argument("--workers", type=int, default=None, help="worker processes at most")
-    sub.add_parser("info", help="print runtime_info() as JSON")
+    sub.add_parser(
+        "info",
+        help="print runtime_info() and whether CUDA would start (and why not) as JSON; "
+        "starts no worker",
+    )
     return p
 
 
@@ -194,9 +199,18 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _info() -> int:
-    with OcrPool() as pool:
-        print(json.dumps(pool.runtime_info(), indent=2))
-    return 0
+    """runtime_info() of a pool built from the environment (no standby, so no worker starts),
+    plus ``cuda``: whether CUDA would start and why not. A pool that cannot be built is
+    reported, not raised: that is when this is needed most."""
+    try:
+        with OcrPool(standby="off") as pool:
+            info = pool.runtime_info()
+    except VramOrchestratorError as e:
+        info = {"error": f"{type(e).__name__}: {e}"}
+    info["cuda"] = cuda_report()
+    print(json.dumps(info, indent=2))
+    print(f"CUDA: {info['cuda']['reason']}", file=sys.stderr)
+    return 2 if "error" in info else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

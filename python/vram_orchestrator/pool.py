@@ -231,6 +231,7 @@ class OcrPool:
             "profile_dir": s.profile_dir or str(resources.profile_dir()),
             "graph_cache": _graph_cache(s.graph_cache_dir),
             "cudnn_conv_algo": s.cudnn_conv_algo,
+            "cuda_defaults": list(s.cuda_defaults),
             "standby": s.free_vram_on_idle
             and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
             "worker_env": _worker_env(

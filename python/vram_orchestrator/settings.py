@@ -110,6 +110,27 @@ _pipeline = _choice("layout", "ocr", "docling", "auto")
 _log_level = _choice("error", "warn", "info", "debug", "trace", "auto")
 
 
+#: CUDA provider options the workers set, as ONNX Runtime names them; each can be left at
+#: ONNX Runtime's default by VRAM_ORCH_CUDA_DEFAULTS (the worker checks the same names).
+CUDA_OPTIONS = (
+    "arena_extend_strategy",
+    "gpu_mem_limit",
+    "cudnn_conv_algo_search",
+    "cudnn_conv_use_max_workspace",
+    "memory.enable_memory_arena_shrinkage",
+)
+
+
+def _cuda_options(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CUDA_OPTIONS]
+    if unknown:
+        raise ValueError(
+            f"unknown {', '.join(map(repr, unknown))}; expected some of {', '.join(CUDA_OPTIONS)}"
+        )
+    return names
+
+
 def _path(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a path")
@@ -225,6 +246,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "slow on each new shape), default (a fixed algorithm).",
     ),
     _v(
+        "VRAM_ORCH_CUDA_DEFAULTS",
+        _cuda_options,
+        (),
+        "CUDA provider options to leave at ONNX Runtime's default instead of ours (comma list "
+        f"of {', '.join(CUDA_OPTIONS)}): a way to retry a failing CUDA start without a rebuild.",
+    ),
+    _v(
         "VRAM_ORCH_ADMISSION_TIMEOUT_S",
         _seconds(),
         30.0,
@@ -326,6 +354,7 @@ class Settings:
     vram_margin_mb: float = 256.0
     standby: str = "auto"
     cudnn_conv_algo: str = "heuristic"
+    cuda_defaults: tuple[str, ...] = ()
     admission_timeout_s: float = 30.0
     max_retries: int = 1
     ocr_models: str = model_sets.default_name()
@@ -387,6 +416,8 @@ class Settings:
 def _to_text(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
     return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
 
 
@@ -402,7 +433,7 @@ def markdown_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for var in ENV_VARS:
         name = var.name + "".join(f" (alias `{a}`)" for a in var.aliases)
-        default = "—" if var.default is None else f"`{_to_text(var.default)}`"
+        default = "—" if var.default in (None, ()) else f"`{_to_text(var.default)}`"
         rows.append(f"| `{name}` | {default} | {var.doc} |")
     return "\n".join(rows)
 

@@ -27,9 +27,7 @@ fn main() {
     let mut summary = false;
     let mut stdin = false;
     let mut device = Device::Cpu;
-    let mut conv_algo = vram_orch_ocr::ConvAlgo::default();
-    let mut arena_shrink = false;
-    let mut conv_max_workspace = true;
+    let mut cuda = vram_orch_ocr::CudaOptions::default();
     let mut model_set = ModelSet::default_name().to_string();
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -53,15 +51,18 @@ fn main() {
                 }
             }
             "--conv-algo" => {
-                conv_algo = args
-                    .next()
-                    .unwrap_or_default()
-                    .parse()
-                    .unwrap_or_else(|e: String| fail(&e))
+                let algo = args.next().unwrap_or_default().parse();
+                cuda.conv_algo = Some(algo.unwrap_or_else(|e: String| fail(&e)))
             }
-            "--arena-shrink" => arena_shrink = true,
             "--models" => model_set = args.next().unwrap_or_default(),
-            "--small-workspace" => conv_max_workspace = false,
+            "--small-workspace" => cuda.conv_max_workspace = Some(false),
+            "--cuda-defaults" => {
+                let names = args.next().unwrap_or_default();
+                let names: Vec<&str> = names.split(',').filter(|n| !n.is_empty()).collect();
+                cuda = cuda
+                    .with_onnxruntime_defaults(&names)
+                    .unwrap_or_else(|e| fail(&e));
+            }
             _ => files.push(PathBuf::from(a)),
         }
     }
@@ -75,11 +76,8 @@ fn main() {
         ort_dylib: env("VRAM_ORCH_ORT_DYLIB").into(),
         device,
         intra_threads: threads,
-        vram_limit_mb: None,
         graph_cache: None,
-        conv_algo,
-        arena_shrink,
-        conv_max_workspace,
+        cuda,
     };
     let t0 = Instant::now();
     let mut engine = Engine::new(&opts).unwrap_or_else(|e| fail(&e.to_string()));

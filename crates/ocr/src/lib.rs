@@ -28,6 +28,7 @@ pub mod table;
 mod types;
 
 pub use analysis::{AnalyzeOptions, PageLayout, PageRegion, RegionCell, RegionTable};
+pub use cuda_libs::{cuda_report, CudaReport, LibraryReport};
 pub use engine::{Engine, TaskTrace};
 pub use error::OcrError;
 pub use layout::{Layout, LayoutBox, LayoutLabel};

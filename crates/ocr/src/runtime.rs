@@ -186,16 +186,22 @@ impl Model {
                     .map_err(|e| err("CPU provider", &e))?;
             }
             Device::Cuda(n) => {
-                let mut cuda = ep::CUDA::default()
-                    .with_device_id(n as i32)
-                    .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested)
-                    .with_conv_algorithm_search(match opts.conv_algo {
+                let c = &opts.cuda;
+                let mut cuda = ep::CUDA::default().with_device_id(n as i32);
+                if c.arena_same_as_requested {
+                    cuda = cuda.with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
+                }
+                if let Some(algo) = c.conv_algo {
+                    cuda = cuda.with_conv_algorithm_search(match algo {
                         ConvAlgo::Heuristic => ep::cuda::ConvAlgorithmSearch::Heuristic,
                         ConvAlgo::Exhaustive => ep::cuda::ConvAlgorithmSearch::Exhaustive,
                         ConvAlgo::Default => ep::cuda::ConvAlgorithmSearch::Default,
-                    })
-                    .with_conv_max_workspace(opts.conv_max_workspace);
-                if let Some(mb) = opts.vram_limit_mb {
+                    });
+                }
+                if let Some(max) = c.conv_max_workspace {
+                    cuda = cuda.with_conv_max_workspace(max);
+                }
+                if let Some(mb) = c.mem_limit_mb {
                     cuda = cuda.with_memory_limit((mb as usize).saturating_mul(1 << 20));
                 }
                 // error_on_failure: a CUDA request that cannot be met must not run on CPU.
@@ -212,7 +218,7 @@ impl Model {
                         ))
                     })?;
                 // Only valid once CUDA is registered: on CPU it fails every run.
-                if opts.arena_shrink {
+                if opts.cuda.arena_shrink {
                     run_opts
                         .set("memory.enable_memory_arena_shrinkage", format!("gpu:{n}"))
                         .map_err(|e| err("run option", &e))?;

@@ -53,6 +53,69 @@ impl std::str::FromStr for ConvAlgo {
     }
 }
 
+/// The CUDA provider options the engine sets, each by ONNX Runtime's name. `None` (or
+/// `false`) leaves ONNX Runtime's own default: a CUDA start that fails with one of them can be
+/// retried without it, with no rebuild (`--cuda-defaults`, `VRAM_ORCH_CUDA_DEFAULTS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CudaOptions {
+    /// `arena_extend_strategy=kSameAsRequested`: the arena grows by what a run asks for, not
+    /// in powers of two (less VRAM held per worker).
+    pub arena_same_as_requested: bool,
+    /// `gpu_mem_limit`, MiB: the arena's ceiling.
+    pub mem_limit_mb: Option<u64>,
+    /// `cudnn_conv_algo_search`.
+    pub conv_algo: Option<ConvAlgo>,
+    /// `cudnn_conv_use_max_workspace`: cuDNN may use as much workspace as its fastest
+    /// algorithm wants.
+    pub conv_max_workspace: Option<bool>,
+    /// Run option `memory.enable_memory_arena_shrinkage`: freed arena chunks go back to the
+    /// device after every run, at the cost of allocating them again on the next.
+    pub arena_shrink: bool,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        CudaOptions {
+            arena_same_as_requested: true,
+            mem_limit_mb: None,
+            conv_algo: Some(ConvAlgo::default()),
+            conv_max_workspace: Some(true),
+            arena_shrink: true,
+        }
+    }
+}
+
+impl CudaOptions {
+    /// The option names `with_onnxruntime_defaults` accepts, as ONNX Runtime spells them.
+    pub const NAMES: [&'static str; 5] = [
+        "arena_extend_strategy",
+        "gpu_mem_limit",
+        "cudnn_conv_algo_search",
+        "cudnn_conv_use_max_workspace",
+        "memory.enable_memory_arena_shrinkage",
+    ];
+
+    /// These options, less the `names` left at ONNX Runtime's default.
+    pub fn with_onnxruntime_defaults<S: AsRef<str>>(mut self, names: &[S]) -> Result<Self, String> {
+        for name in names {
+            match name.as_ref() {
+                "arena_extend_strategy" => self.arena_same_as_requested = false,
+                "gpu_mem_limit" => self.mem_limit_mb = None,
+                "cudnn_conv_algo_search" => self.conv_algo = None,
+                "cudnn_conv_use_max_workspace" => self.conv_max_workspace = None,
+                "memory.enable_memory_arena_shrinkage" => self.arena_shrink = false,
+                other => {
+                    return Err(format!(
+                        "unknown CUDA provider option {other:?} (one of {})",
+                        Self::NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// How the engine is built, once per worker.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -65,19 +128,11 @@ pub struct EngineOptions {
     pub device: Device,
     /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default.
     pub intra_threads: usize,
-    /// CUDA arena limit (`gpu_mem_limit`), when set.
-    pub vram_limit_mb: Option<u64>,
     /// Folder for graph-optimised copies of the models (CPU sessions only): workers after
     /// the first skip graph optimisation. `None`: every session optimises its graph.
     pub graph_cache: Option<PathBuf>,
-    /// cuDNN convolution algorithm search (CUDA sessions only).
-    pub conv_algo: ConvAlgo,
-    /// CUDA: shrink the memory arena after every model run (returns freed chunks to the
-    /// device at the cost of allocating them again on the next run).
-    pub arena_shrink: bool,
-    /// CUDA: let cuDNN use as much workspace as its fastest algorithm wants
-    /// (`cudnn_conv_use_max_workspace`).
-    pub conv_max_workspace: bool,
+    /// CUDA provider options (CUDA sessions only).
+    pub cuda: CudaOptions,
 }
 
 /// Input bounds, checked before anything large is allocated.

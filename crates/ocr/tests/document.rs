@@ -34,11 +34,8 @@ fn options(threads: usize) -> EngineOptions {
         ort_dylib: var("VRAM_ORCH_ORT_DYLIB").into(),
         device: Device::Cpu,
         intra_threads: threads,
-        vram_limit_mb: None,
         graph_cache: None,
-        conv_algo: Default::default(),
-        arena_shrink: false,
-        conv_max_workspace: true,
+        cuda: Default::default(),
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 use vram_orch_ocr::{
-    Device, Engine, EngineOptions, ImageInput, Limits, ModelSet, OcrError, OcrOutput, Profile,
-    TaskOptions,
+    CudaOptions, Device, Engine, EngineOptions, ImageInput, Limits, ModelSet, OcrError, OcrOutput,
+    Profile, TaskOptions,
 };
 
 fn data_dir() -> PathBuf {
@@ -31,11 +31,8 @@ fn cpu_options() -> Option<EngineOptions> {
         ort_dylib: dylib.into(),
         device: Device::Cpu,
         intra_threads: 0,
-        vram_limit_mb: None,
         graph_cache: None,
-        conv_algo: Default::default(),
-        arena_shrink: false,
-        conv_max_workspace: true,
+        cuda: Default::default(),
     })
 }
 
@@ -434,7 +431,10 @@ fn cuda_request_never_falls_back_silently() {
     let opts = EngineOptions {
         device: Device::Cuda(0),
         intra_threads: 1,
-        vram_limit_mb: Some(512),
+        cuda: CudaOptions {
+            mem_limit_mb: Some(512),
+            ..Default::default()
+        },
         ..cpu_options().unwrap()
     };
     match Engine::new(&opts) {

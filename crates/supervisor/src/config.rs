@@ -62,6 +62,9 @@ pub struct PoolConfig {
     pub graph_cache: Option<PathBuf>,
     /// cuDNN convolution algorithm search of CUDA workers: heuristic, exhaustive or default.
     pub cudnn_conv_algo: String,
+    /// CUDA provider options left at ONNX Runtime's default (ONNX Runtime's names), for a
+    /// CUDA start that fails with one of ours.
+    pub cuda_defaults: Vec<String>,
     pub gpu: GpuConfig,
     /// Keep one standby worker (ONNX Runtime loaded, no CUDA context, no VRAM) while idle.
     pub standby: bool,

@@ -37,6 +37,9 @@ pub struct GpuDevice {
 pub enum GpuReport {
     Available {
         driver_version: String,
+        /// The newest CUDA the driver supports ("13.0"); a CUDA build newer than this
+        /// cannot start. `None` when NVML cannot say (and for a scripted GPU).
+        cuda_driver_version: Option<String>,
         devices: Vec<GpuDevice>,
     },
     /// No NVML (no NVIDIA driver, or not loadable): CPU mode.
@@ -97,6 +100,7 @@ impl ScriptedDevices {
         match parsed {
             Ok(script) => GpuReport::Available {
                 driver_version: "scripted".to_string(),
+                cuda_driver_version: None,
                 devices: script
                     .devices
                     .into_iter()
@@ -126,6 +130,11 @@ pub fn probe() -> GpuReport {
     match read_devices() {
         Ok((driver_version, devices)) => GpuReport::Available {
             driver_version,
+            // A CUDA version of 13000 means 13.0.
+            cuda_driver_version: nvml()
+                .ok()
+                .and_then(|n| n.sys_cuda_driver_version().ok())
+                .map(|v| format!("{}.{}", v / 1000, v % 1000 / 10)),
             devices,
         },
         Err(reason) => GpuReport::Unavailable { reason },

@@ -271,6 +271,7 @@ mod tests {
             vram_limit_mb: None,
             graph_cache: None,
             cudnn_conv_algo: "heuristic".into(),
+            cuda_defaults: Vec::new(),
             gpu: GpuConfig {
                 source: GpuSource::Nvml,
                 margin_mb: 0.0,

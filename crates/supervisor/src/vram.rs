@@ -84,6 +84,10 @@ struct WorkerVram {
     task: Option<TaskVram>,
     /// When its last task ended: a reading taken after that shows its level between tasks.
     finished_at: Option<Instant>,
+    /// Whole-device use in the last reading taken while it was idle (after its last task):
+    /// where its next task starts from. The reading at the moment a task starts may still
+    /// be one taken during the previous task.
+    idle_device_used: Option<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +147,10 @@ pub(crate) struct GpuMemory {
     last_save: Option<Instant>,
     workers: HashMap<u64, WorkerVram>,
     releasing: Vec<Releasing>,
+    /// Per device: whole-device use in the latest reading with nothing of ours on it (the
+    /// memory of others). Without per-process readings, a worker alone on its device holds
+    /// what the device uses beyond this.
+    others_mb: HashMap<u32, f64>,
 }
 
 impl GpuMemory {
@@ -176,6 +184,7 @@ impl GpuMemory {
             last_save: None,
             workers: HashMap::new(),
             releasing: Vec::new(),
+            others_mb: HashMap::new(),
         }
     }
 
@@ -202,6 +211,22 @@ impl GpuMemory {
             .flat_map(|d| d.processes.iter())
             .filter_map(|p| p.used_mb.map(|mb| (p.pid, mb)))
             .collect();
+        // Devices with exactly one worker of ours and nothing of ours being released: there,
+        // whole-device readings can tell that worker's memory.
+        let mut ours: HashMap<u32, usize> = HashMap::new();
+        for device in self.workers.values().map(|w| w.device) {
+            *ours.entry(device).or_default() += 1;
+        }
+        for r in &self.releasing {
+            *ours.entry(r.device).or_default() += 2;
+        }
+        for d in &devices {
+            if !ours.contains_key(&d.index) {
+                self.others_mb.insert(d.index, d.used_mb);
+            }
+        }
+        let others_mb = &self.others_mb;
+        let sole = |device: u32| ours.get(&device) == Some(&1) && others_mb.contains_key(&device);
         for (id, w) in self.workers.iter_mut() {
             let device_used = devices
                 .iter()
@@ -211,12 +236,19 @@ impl GpuMemory {
                 let listed = used_by_pid.get(&w.pid).copied();
                 w.listed |= listed.is_some();
                 w.current_mb = listed.unwrap_or(0.0);
+            } else if let (true, Some(u), Some(others)) =
+                (sole(w.device), device_used, others_mb.get(&w.device))
+            {
+                w.current_mb = (u - others).max(0.0);
+            }
+            if w.task.is_none() && w.finished_at.is_none_or(|t| now > t) {
+                w.idle_device_used = device_used.or(w.idle_device_used);
             }
             if let Some(task) = w.task.as_mut() {
                 if let Some(u) = device_used {
                     task.device_used_peak = task.device_used_peak.max(u);
                 }
-                let seen = if self.per_process {
+                let seen = if self.per_process || sole(w.device) {
                     Some(w.current_mb)
                 } else if task.alone_on_device {
                     device_used.map(|u| (u - task.device_used_at_start).max(0.0))
@@ -235,7 +267,7 @@ impl GpuMemory {
                 continue;
             }
             w.finished_at = None;
-            if !self.per_process {
+            if !self.per_process && !sole(w.device) {
                 continue;
             }
             let base = *w.baseline_mb.get_or_insert(w.current_mb);
@@ -403,6 +435,7 @@ impl GpuMemory {
             baseline_mb: None,
             task: None,
             finished_at: None,
+            idle_device_used: None,
         });
     }
 
@@ -499,12 +532,13 @@ impl GpuMemory {
         let Some(device) = self.workers.get(&worker).map(|w| w.device) else {
             return;
         };
-        let used = self.device(device).map_or(0.0, |d| d.used_mb);
+        let latest = self.device(device).map_or(0.0, |d| d.used_mb);
         let alone = !self
             .workers
             .values()
             .any(|w| w.device == device && w.task.is_some());
         if let Some(w) = self.workers.get_mut(&worker) {
+            let used = w.idle_device_used.unwrap_or(latest);
             w.task = Some(TaskVram {
                 key,
                 peak_mb: w.current_mb,
@@ -536,6 +570,10 @@ impl GpuMemory {
                 );
                 self.per_process = false;
                 peak = rise;
+                // Levels read so far were per-process zeros: learn them again.
+                for other in self.workers.values_mut() {
+                    other.baseline_mb = None;
+                }
             }
         }
         if peak <= 0.0 {

@@ -91,6 +91,10 @@ impl WorkerProcess {
         }
         if gpu.is_some() {
             cmd.arg("--cudnn-conv-algo").arg(&config.cudnn_conv_algo);
+            if !config.cuda_defaults.is_empty() {
+                cmd.arg("--cuda-defaults")
+                    .arg(config.cuda_defaults.join(","));
+            }
         }
         if standby {
             cmd.arg("--standby");

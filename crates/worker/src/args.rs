@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use vram_orch_ocr::{ConvAlgo, Device, ModelSet};
+use vram_orch_ocr::{CudaOptions, Device, ModelSet};
 
 /// Command line of the worker, written by the supervisor (not meant for people, but kept
 /// readable in `ps`).
@@ -12,11 +12,11 @@ pub struct Args {
     pub ort_dylib: PathBuf,
     pub device: Device,
     pub threads: usize,
-    pub vram_limit_mb: Option<u64>,
     /// Folder for graph-optimised copies of the models (CPU only).
     pub graph_cache: Option<PathBuf>,
-    /// cuDNN convolution algorithm search (CUDA only).
-    pub conv_algo: ConvAlgo,
+    /// CUDA provider options: `--vram-limit-mb` (the arena's ceiling), `--cudnn-conv-algo`,
+    /// and `--cuda-defaults a,b` (those left at ONNX Runtime's default, applied last).
+    pub cuda: CudaOptions,
     pub max_frame_bytes: usize,
     /// The supervisor's pid: if our parent is already someone else, it died before we ran.
     pub parent_pid: Option<u32>,
@@ -32,9 +32,9 @@ impl Args {
         let mut ort_dylib = None;
         let mut device = Device::Cpu;
         let mut threads = 0;
-        let mut vram_limit_mb = None;
         let mut graph_cache = None;
-        let mut conv_algo = ConvAlgo::default();
+        let mut cuda = CudaOptions::default();
+        let mut cuda_defaults = Vec::new();
         let mut max_frame_bytes = vram_orch_protocol::DEFAULT_MAX_FRAME_BYTES;
         let mut parent_pid = None;
         let mut standby = false;
@@ -48,9 +48,15 @@ impl Args {
                 "--ort-dylib" => ort_dylib = Some(PathBuf::from(value()?)),
                 "--device" => device = parse_device(&value()?)?,
                 "--threads" => threads = parse_num(&flag, &value()?)?,
-                "--vram-limit-mb" => vram_limit_mb = Some(parse_num(&flag, &value()?)?),
+                "--vram-limit-mb" => cuda.mem_limit_mb = Some(parse_num(&flag, &value()?)?),
                 "--graph-cache" => graph_cache = Some(PathBuf::from(value()?)),
-                "--cudnn-conv-algo" => conv_algo = value()?.parse()?,
+                "--cudnn-conv-algo" => cuda.conv_algo = Some(value()?.parse()?),
+                "--cuda-defaults" => cuda_defaults.extend(
+                    value()?
+                        .split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_string),
+                ),
                 "--max-frame-bytes" => max_frame_bytes = parse_num(&flag, &value()?)?,
                 "--parent-pid" => parent_pid = Some(parse_num(&flag, &value()?)?),
                 "--standby" => standby = true,
@@ -67,9 +73,8 @@ impl Args {
             ort_dylib: ort_dylib.ok_or("--ort-dylib is required")?,
             device,
             threads,
-            vram_limit_mb,
             graph_cache,
-            conv_algo,
+            cuda: cuda.with_onnxruntime_defaults(&cuda_defaults)?,
             max_frame_bytes,
             parent_pid,
             standby,
@@ -97,6 +102,7 @@ fn parse_num<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vram_orch_ocr::ConvAlgo;
 
     fn parse(list: &[&str]) -> Result<Args, String> {
         Args::parse(list.iter().map(|s| s.to_string()))
@@ -128,11 +134,42 @@ mod tests {
         assert_eq!(args.device, Device::Cuda(1));
         assert_eq!(args.model_set.name, "ppocr-v4");
         assert_eq!(args.threads, 2);
-        assert_eq!(args.vram_limit_mb, Some(900));
+        assert_eq!(args.cuda.mem_limit_mb, Some(900));
         assert_eq!(args.graph_cache, Some(PathBuf::from("/c")));
-        assert_eq!(args.conv_algo, ConvAlgo::Exhaustive);
+        assert_eq!(args.cuda.conv_algo, Some(ConvAlgo::Exhaustive));
+        assert!(args.cuda.arena_same_as_requested && args.cuda.arena_shrink);
         assert_eq!(args.parent_pid, Some(42));
         assert!(!args.standby);
+    }
+
+    #[test]
+    fn cuda_defaults_leave_options_to_onnxruntime_whatever_the_order() {
+        let base = ["--model-dir", "/m", "--ort-dylib", "/l"];
+        let with = |extra: &[&str]| parse(&[&base[..], extra].concat());
+        let all = CudaOptions::NAMES.join(",");
+        let args = with(&["--cuda-defaults", &all, "--vram-limit-mb", "900"]).unwrap();
+        assert_eq!(
+            args.cuda,
+            CudaOptions {
+                arena_same_as_requested: false,
+                mem_limit_mb: None,
+                conv_algo: None,
+                conv_max_workspace: None,
+                arena_shrink: false,
+            }
+        );
+        let args = with(&["--cuda-defaults", "gpu_mem_limit", "--vram-limit-mb", "900"]).unwrap();
+        assert_eq!(args.cuda.mem_limit_mb, None);
+        assert_eq!(args.cuda.conv_algo, Some(ConvAlgo::Heuristic));
+        let err = with(&["--cuda-defaults", "arena_extend,gpu_mem_limit"]).unwrap_err();
+        assert!(
+            err.contains("\"arena_extend\"") && err.contains("arena_extend_strategy"),
+            "{err}"
+        );
+        assert_eq!(
+            with(&["--cuda-defaults", ""]).unwrap().cuda,
+            CudaOptions::default()
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     limit_malloc_arenas();
     no_telemetry();
     logger::init();
+    if std::env::args().nth(1).as_deref() == Some("--cuda-report") {
+        return cuda_report(std::env::args().skip(2));
+    }
     let args = match args::Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
@@ -32,6 +35,29 @@ fn main() -> ExitCode {
     }
     serve::default_fault_signals();
     serve::run(&args, started)
+}
+
+/// `--cuda-report --ort-dylib PATH`: what a CUDA worker would load, as JSON on stdout, with
+/// no CUDA call made (`vram-orchestrator info` runs it with the workers' environment).
+fn cuda_report(mut rest: impl Iterator<Item = String>) -> ExitCode {
+    let dylib = match (rest.next().as_deref(), rest.next()) {
+        (Some("--ort-dylib"), Some(path)) => path,
+        _ => {
+            log::error!("usage: vram-orch-worker --cuda-report --ort-dylib PATH");
+            return ExitCode::from(2);
+        }
+    };
+    let report = vram_orch_ocr::cuda_report(std::path::Path::new(&dylib));
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("cannot write the CUDA report: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// At most two glibc malloc arenas. Rec reads a page's lines on two threads (and ONNX

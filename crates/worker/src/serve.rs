@@ -79,11 +79,8 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
         ort_dylib: args.ort_dylib.clone(),
         device: args.device,
         intra_threads: args.threads,
-        vram_limit_mb: args.vram_limit_mb,
         graph_cache: args.graph_cache.clone(),
-        conv_algo: args.conv_algo,
-        arena_shrink: true,
-        conv_max_workspace: true,
+        cuda: args.cuda.clone(),
     };
     let mut engine = match LazyEngine::start(&options, args.standby) {
         Ok(engine) => engine,

@@ -31,6 +31,7 @@ impl Machine {
     fn report(&self) -> GpuReport {
         GpuReport::Available {
             driver_version: "scripted".into(),
+            cuda_driver_version: None,
             devices: self
                 .devices
                 .iter()

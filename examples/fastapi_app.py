@@ -27,6 +27,8 @@ log = logging.getLogger("vram_orchestrator.examples.fastapi_app")
 MAX_UPLOAD_BYTES = 32 << 20
 PDF_SCALE = 2.0  # PDF pages are rendered at 144 dpi
 MAX_PDF_PAGES = 50
+#: When to come back after a 503 for want of GPU memory (another process holds it).
+RETRY_AFTER_S = 10
 
 
 def _pdf_pages(data: bytes) -> list[Any]:
@@ -59,8 +61,14 @@ async def _ocr(pool: vo.OcrPool, image: Any) -> dict[str, Any]:
         raise HTTPException(422, f"the upload cannot be read as an image: {e}") from None
     except vo.QueueFull as e:
         raise HTTPException(503, f"busy, try again later: {e}") from None
+    except vo.InsufficientVram as e:
+        raise HTTPException(
+            503, f"the GPU is full, try again later: {e}", {"Retry-After": str(RETRY_AFTER_S)}
+        ) from None
     except vo.TaskTimeout as e:
         raise HTTPException(504, str(e)) from None
+    except vo.WorkerCrashed as e:
+        raise HTTPException(500, f"OCR failed on this upload: {e}") from None
 
 
 def create_app(**pool_settings: Any) -> FastAPI:

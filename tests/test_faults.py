@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -15,9 +14,7 @@ import pytest
 
 import vram_orchestrator as vo
 from conftest import alive, children, wait_for, worker_pids
-
-HERE = Path(__file__).parent
-REAL_WORKER = Path(vo.__file__).parent / "bin" / "vram-orch-worker"
+from vram_orchestrator.testing import ScriptedWorker
 
 
 def _busy_worker(pool: vo.OcrPool, timeout: float = 30) -> int:
@@ -77,24 +74,9 @@ def test_stopped_worker_times_out_through_sigkill(make_pool, ocrset):
     assert exit_record["reason"] == "timeout" and "SIGKILL" in exit_record["detail"]
 
 
-def _wrapper(tmp_path: Path, body: str) -> Path:
-    script = tmp_path / "worker.sh"
-    script.write_text("#!/bin/sh\n" + textwrap.dedent(body))
-    script.chmod(0o755)
-    return script
-
-
 def test_garbage_frames_cost_one_task(make_pool, ocrset, tmp_path):
-    marker = tmp_path / "garbage-sent"
-    script = _wrapper(
-        tmp_path,
-        f"""\
-        if [ -e {marker} ]; then exec {REAL_WORKER} "$@"; fi
-        touch {marker}
-        exec {sys.executable} {HERE / "fake_worker.py"} garbage "$@"
-    """,
-    )
-    pool = make_pool(max_workers=1, max_retries=0, worker_bin=str(script))
+    worker = ScriptedWorker(tmp_path).on("01_line_short.png", garbage=True, times=1)
+    pool = make_pool(max_workers=1, max_retries=0, worker_bin=str(worker.path))
     with pytest.raises(vo.WorkerCrashed) as info:
         pool.ocr(ocrset / "01_line_short.png")
     assert "malformed frame" in str(info.value)
@@ -103,13 +85,8 @@ def test_garbage_frames_cost_one_task(make_pool, ocrset, tmp_path):
 
 
 def test_worker_that_cannot_start_fails_tasks_with_setup_error(make_pool, ocrset, tmp_path):
-    script = _wrapper(
-        tmp_path,
-        f"""\
-        exec {sys.executable} {HERE / "fake_worker.py"} fail-setup "$@"
-    """,
-    )
-    pool = make_pool(max_workers=2, worker_bin=str(script))
+    worker = ScriptedWorker(tmp_path).on_start(fail="the model file is unreadable")
+    pool = make_pool(max_workers=2, worker_bin=str(worker.path))
     futures = [pool.submit(ocrset / "01_line_short.png") for _ in range(3)]
     for f in futures:
         with pytest.raises(vo.SetupError, match="model file is unreadable"):

@@ -1,22 +1,20 @@
 """GPU memory admission, peak learning, recycling, placement and standby, end to end:
-real worker processes (fake_gpu_worker.py) on a scripted GPU machine (sim_gpu.py) that the
-pool reads instead of NVML. The rules themselves are unit-tested in Rust
-(crates/supervisor/src/vram/tests.rs); these tests check the wiring."""
+scripted worker processes on a scripted GPU machine that the pool reads instead of NVML
+(vram_orchestrator.testing, the tools our users test with). The rules themselves are
+unit-tested in Rust (crates/supervisor/src/vram/tests.rs); these tests check the wiring."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-import sim_gpu
 import vram_orchestrator as vo
 from conftest import alive, wait_for
+from vram_orchestrator.testing import ScriptedGpu
 
-HERE = Path(__file__).parent
 OTHER = 4_000_000  # a pid that is not ours: another service on the GPU
 #: Decisions use readings at most 50 ms old: a change is seen after this.
 SEEN = 0.1
@@ -25,8 +23,8 @@ SEEN = 0.1
 @pytest.fixture
 def gpu(tmp_path: Path):
     """make(totals, context_mb=..., task_mb=..., growth_mb=..., hold_s=..., pid_offset=...,
-    **pool kwargs) → (pool, sim file). pid_offset != 0: workers book memory under pids that
-    are not theirs, as NVML shows them in a sandbox that does not translate pids."""
+    **pool kwargs) → (pool, scripted GPU). pid_offset != 0: workers book memory under pids
+    that are not theirs, as NVML shows them in a sandbox that does not translate pids."""
 
     def make(
         totals: list[float],
@@ -39,27 +37,26 @@ def gpu(tmp_path: Path):
         pool_factory,
         **kwargs: object,
     ):
-        sim = sim_gpu.create(tmp_path / "gpu.json", totals)
-        script = tmp_path / "gpu-worker.sh"
-        script.write_text(
-            "#!/bin/sh\n"
-            f"FAKE_GPU_PID_OFFSET={pid_offset} "
-            f"exec {sys.executable} {HERE / 'fake_gpu_worker.py'} {sim} "
-            f'{context_mb} {task_mb} {growth_mb} {hold_s} "$@"\n'
+        gpu = ScriptedGpu(
+            tmp_path / "gpu",
+            totals,
+            context_mb=context_mb,
+            task_mb=task_mb,
+            growth_mb=growth_mb,
+            pid_offset=pid_offset,
         )
-        script.chmod(0o755)
-        kwargs.setdefault("device", "cuda")
-        kwargs.setdefault("profile_dir", str(tmp_path / "profiles"))
-        kwargs.setdefault("standby", False)
-        pool = pool_factory(worker_bin=str(script), _scripted_gpu=str(sim), **kwargs)
-        return pool, sim
+        gpu.worker.default(seconds=hold_s)
+        settings = {**gpu.pool_settings(), "profile_dir": str(tmp_path / "profiles")}
+        settings["standby"] = False
+        pool = pool_factory(**{**settings, **kwargs})
+        return pool, gpu
 
     return make
 
 
 def test_a_task_waits_for_memory_another_process_holds_then_runs(gpu, make_pool, ocrset):
-    pool, sim = gpu([4000], pool_factory=make_pool, max_workers=1, admission_timeout_s=30)
-    sim_gpu.set_usage(sim, 0, OTHER, 3700)
+    pool, scripted = gpu([4000], pool_factory=make_pool, max_workers=1, admission_timeout_s=30)
+    scripted.hold(3700, pid=OTHER)
     time.sleep(SEEN)
     future = pool.submit(ocrset / "01_line_short.png")
     assert wait_for(lambda: pool.runtime_info()["waiting_for_vram"] == 1, 5)
@@ -67,7 +64,7 @@ def test_a_task_waits_for_memory_another_process_holds_then_runs(gpu, make_pool,
     info = pool.runtime_info()
     assert not future.done()
     assert info["counters"]["spawned"] == 0  # no worker may start without the memory
-    sim_gpu.set_usage(sim, 0, OTHER, 0)  # the other service leaves
+    scripted.hold(0, pid=OTHER)  # the other service leaves
     time.sleep(SEEN)
     result = future.result(timeout=10)
     assert result["worker"]["device"] == "cuda:0"
@@ -76,8 +73,10 @@ def test_a_task_waits_for_memory_another_process_holds_then_runs(gpu, make_pool,
 
 
 def test_refusal_after_the_admission_timeout_names_numbers_and_users(gpu, make_pool, ocrset):
-    pool, sim = gpu([4000], pool_factory=make_pool, admission_timeout_s=0.5, vram_margin_mb=100)
-    sim_gpu.set_usage(sim, 0, OTHER, 3500)
+    pool, scripted = gpu(
+        [4000], pool_factory=make_pool, admission_timeout_s=0.5, vram_margin_mb=100
+    )
+    scripted.hold(3500, pid=OTHER)
     time.sleep(SEEN)
     t0 = time.monotonic()
     with pytest.raises(vo.InsufficientVram) as info:
@@ -91,7 +90,7 @@ def test_refusal_after_the_admission_timeout_names_numbers_and_users(gpu, make_p
     assert f"pid {OTHER}" in str(err) and "3500 MB" in str(err)
     assert pool.runtime_info()["counters"]["spawned"] == 0
     # The pool keeps serving once memory is back.
-    sim_gpu.set_usage(sim, 0, OTHER, 0)
+    scripted.hold(0, pid=OTHER)
     time.sleep(SEEN)
     assert pool.ocr(ocrset / "01_line_short.png")["lines"]
 
@@ -105,7 +104,7 @@ def test_a_task_that_can_never_fit_fails_at_once(gpu, make_pool, ocrset):
 
 
 def test_learned_peaks_persist_and_a_restarted_pool_admits_by_them(gpu, make_pool, ocrset):
-    pool, _sim = gpu([8000], pool_factory=make_pool, context_mb=400, task_mb=300)
+    pool, _scripted = gpu([8000], pool_factory=make_pool, context_mb=400, task_mb=300)
     assert pool.ocr(ocrset / "01_line_short.png")["vram_peak_mb"] == pytest.approx(700, abs=1)
     learned = pool.runtime_info()["gpu_memory"]["learned_peaks_mb"]
     assert list(learned.values()) == [pytest.approx(700, abs=1)]
@@ -121,12 +120,12 @@ def test_learned_peaks_persist_and_a_restarted_pool_admits_by_them(gpu, make_poo
         vram_margin_mb=0,
         profile_dir=str(profile_file.parent),
     )
-    sim_gpu.set_usage(sim2, 0, OTHER, 8000 - 800)
+    sim2.hold(8000 - 800, pid=OTHER)
     time.sleep(SEEN)
     with pytest.raises(vo.InsufficientVram) as info:
         pool2.ocr(ocrset / "01_line_short.png")
     assert info.value.required_mb == pytest.approx(840, abs=2)
-    sim_gpu.set_usage(sim2, 0, OTHER, 8000 - 850)
+    sim2.hold(8000 - 850, pid=OTHER)
     time.sleep(SEEN)
     assert pool2.ocr(ocrset / "01_line_short.png")["lines"]
 
@@ -173,7 +172,7 @@ def test_reservations_keep_workers_that_have_not_allocated_yet_from_overcommitti
 def test_a_worker_whose_vram_grows_is_recycled_between_tasks(
     gpu, make_pool, ocrset, pid_offset, served, level
 ):
-    pool, sim = gpu(
+    pool, scripted = gpu(
         [8000],
         pool_factory=make_pool,
         pid_offset=pid_offset,
@@ -192,7 +191,7 @@ def test_a_worker_whose_vram_grows_is_recycled_between_tasks(
     assert [e["reason"] for e in exits] == ["recycle"]
     assert f"grew from {level} MB" in exits[0]["detail"]
     # Its memory is given back: the recycled worker is gone from the device.
-    assert wait_for(lambda: pids[0] + pid_offset not in sim_gpu.usage(sim)[0], 5)
+    assert wait_for(lambda: pids[0] + pid_offset not in scripted.usage(0), 5)
 
 
 def test_a_worker_over_the_vram_limit_is_recycled(gpu, make_pool, ocrset):
@@ -210,31 +209,33 @@ def test_a_worker_over_the_vram_limit_is_recycled(gpu, make_pool, ocrset):
 
 
 def test_placement_picks_the_gpu_with_most_room_and_pins_the_worker(gpu, make_pool, ocrset):
-    pool, sim = gpu([4000, 4000], pool_factory=make_pool, max_workers=1)
-    sim_gpu.set_usage(sim, 0, OTHER, 3000)
+    pool, scripted = gpu([4000, 4000], pool_factory=make_pool, max_workers=1)
+    scripted.hold(3000, pid=OTHER)
     time.sleep(SEEN)
     r = pool.ocr(ocrset / "01_line_short.png")
     assert r["worker"]["device"] == "cuda:1"
-    assert r["lines"][0]["text"] == "visible=GPU-sim-1"  # CUDA_VISIBLE_DEVICES in the worker
+    assert scripted.worker.calls()[-1]["device"] == "GPU-scripted-1"  # its CUDA_VISIBLE_DEVICES
     assert pool.runtime_info()["device"] == "cuda:0,1"
 
 
 def test_device_cuda_n_pins_every_worker(gpu, make_pool, ocrset):
-    pool, sim = gpu([4000, 4000], pool_factory=make_pool, device="cuda:0")
-    sim_gpu.set_usage(sim, 0, OTHER, 3000)
+    pool, scripted = gpu([4000, 4000], pool_factory=make_pool, device="cuda:0")
+    scripted.hold(3000, pid=OTHER)
     time.sleep(SEEN)
     r = pool.ocr(ocrset / "01_line_short.png")
     assert r["worker"]["device"] == "cuda:0"
-    assert r["lines"][0]["text"] == "visible=GPU-sim-0"
+    assert scripted.worker.calls()[-1]["device"] == "GPU-scripted-0"
 
 
 def test_standby_holds_no_vram_takes_the_first_task_and_comes_back(gpu, make_pool, ocrset):
-    pool, sim = gpu([8000], pool_factory=make_pool, standby=True, idle_timeout_s=0, max_workers=2)
+    pool, scripted = gpu(
+        [8000], pool_factory=make_pool, standby=True, idle_timeout_s=0, max_workers=2
+    )
     assert wait_for(lambda: _standbys(pool), 5)
     (standby_pid,) = _standbys(pool)
     time.sleep(0.5)  # past the idle timeout: a standby is not idle-ended
     assert _standbys(pool) == [standby_pid]
-    assert standby_pid not in sim_gpu.usage(sim)[0]  # no GPU memory at all
+    assert standby_pid not in scripted.usage(0)  # no GPU memory at all
     assert pool.runtime_info()["workers"][0]["gpu_mb"] == 0
 
     r = pool.ocr(ocrset / "01_line_short.png")
@@ -243,7 +244,7 @@ def test_standby_holds_no_vram_takes_the_first_task_and_comes_back(gpu, make_poo
     # Idle again: the used worker exits (its memory goes), a new standby takes its place.
     assert wait_for(lambda: not alive(standby_pid), 5)
     assert wait_for(lambda: len(_standbys(pool)) == 1 and _standbys(pool) != [standby_pid], 5)
-    assert all(pid not in sim_gpu.usage(sim)[0] for pid in _standbys(pool))
+    assert all(pid not in scripted.usage(0) for pid in _standbys(pool))
 
 
 def _standbys(pool: vo.OcrPool) -> list[int]:
@@ -280,12 +281,12 @@ def test_standby_on_cpu_runs_the_real_worker(make_pool, ocrset):
 
 
 def test_runtime_info_lists_devices_reservations_and_profiles(gpu, make_pool, ocrset):
-    pool, _sim = gpu([4000, 2000], pool_factory=make_pool, free_vram_on_idle=False)
+    pool, _scripted = gpu([4000, 2000], pool_factory=make_pool, free_vram_on_idle=False)
     pool.ocr(ocrset / "01_line_short.png")
     info = pool.runtime_info()
     mem = info["gpu_memory"]
     assert [d["index"] for d in mem["devices"]] == [0, 1]
-    assert mem["devices"][0]["total_mb"] == 4000 and mem["devices"][0]["name"] == "Sim GPU"
+    assert mem["devices"][0]["total_mb"] == 4000 and mem["devices"][0]["name"] == "Scripted GPU"
     assert mem["per_process_readings"] is True
     assert len(mem["learned_peaks_mb"]) == 1
     (_worker,) = info["workers"]
@@ -298,7 +299,7 @@ def test_a_sandbox_whose_nvml_pids_are_not_ours_falls_back_to_whole_device_readi
 ):
     """gVisor-like: NVML lists the workers under other pids and /proc shows no nested
     namespace. Per-worker readings would be 0 forever (no peak learned, no recycling)."""
-    pool, sim = gpu(
+    pool, scripted = gpu(
         [8000],
         pool_factory=make_pool,
         pid_offset=1_000_000,
@@ -307,7 +308,7 @@ def test_a_sandbox_whose_nvml_pids_are_not_ours_falls_back_to_whole_device_readi
         worker_vram_limit_mb=400,
     )
     results = [pool.ocr(ocrset / "01_line_short.png") for _ in range(3)]
-    (booked,) = sim_gpu.usage(sim)[0]
+    (booked,) = scripted.usage(0)
     assert booked == results[0]["worker"]["pid"] + 1_000_000  # NVML never lists our pid
     info = pool.runtime_info()
     assert info["gpu"]["per_process_readings"].startswith("unavailable: NVML never listed")
@@ -325,12 +326,12 @@ def test_metrics_export_gpu_memory_admission_and_standby(gpu, make_pool, ocrset)
     from test_metrics import _samples
     from vram_orchestrator.metrics import PoolCollector
 
-    pool, sim = gpu([4000], pool_factory=make_pool, standby=True, admission_timeout_s=30)
+    pool, scripted = gpu([4000], pool_factory=make_pool, standby=True, admission_timeout_s=30)
     registry = CollectorRegistry()
     registry.register(PoolCollector(pool, name="g"))
     pool.ocr(ocrset / "01_line_short.png")
     assert wait_for(lambda: _standbys(pool), 5)
-    sim_gpu.set_usage(sim, 0, OTHER, 3900)
+    scripted.hold(3900, pid=OTHER)
     time.sleep(SEEN)
     future = pool.submit(ocrset / "01_line_short.png")
     assert wait_for(lambda: pool.runtime_info()["waiting_for_vram"] == 1, 5)
@@ -342,5 +343,5 @@ def test_metrics_export_gpu_memory_admission_and_standby(gpu, make_pool, ocrset)
     assert peak == pytest.approx(500 * 2**20, rel=0.01)
     device_used = m[("vram_orch_device_memory_bytes", (("device", "cuda:0"), ("kind", "used")))]
     assert device_used == 3900 * 2**20
-    sim_gpu.set_usage(sim, 0, OTHER, 0)
+    scripted.hold(0, pid=OTHER)
     assert future.result(timeout=10)["lines"]

@@ -201,10 +201,10 @@ class OcrPool:
     """
 
     def __init__(self, **settings: Any) -> None:
-        # A scripted device file instead of NVML: for tests of GPU behaviour without a GPU.
-        self._scripted_gpu: str | None = settings.pop("_scripted_gpu", None)
         self.settings = Settings.load(settings)
         s = self.settings
+        # A scripted device file instead of NVML: for tests of GPU behaviour without a GPU.
+        self._scripted_gpu = s.scripted_gpu
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
         self._model_set = model_sets.get(s.ocr_models)

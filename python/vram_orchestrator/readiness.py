@@ -130,7 +130,7 @@ def cuda_report(**settings: Any) -> dict[str, Any]:
     (the CUDA provider options left at ONNX Runtime's default).
     """
     s = Settings.load(settings)
-    gpu = gpu_report()
+    gpu = gpu_report(s.scripted_gpu)
     report: dict[str, Any] = {
         "device_setting": s.device,
         "gpu": gpu,

@@ -314,6 +314,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
     ),
     _v("VRAM_ORCH_WORKER_BIN", _path, None, "Worker executable; default: the one in this package."),
     _v(
+        "VRAM_ORCH_SCRIPTED_GPU",
+        _path,
+        None,
+        "Testing only: a scripted GPU file read instead of NVML (vram_orchestrator.testing; "
+        "docs/testing.md).",
+    ),
+    _v(
         "VRAM_ORCH_PIPELINE",
         _pipeline,
         "auto",
@@ -367,6 +374,7 @@ class Settings:
     profile_dir: str | None = None
     graph_cache_dir: str | None = None
     worker_bin: str | None = None
+    scripted_gpu: str | None = None
     pipeline: str = "auto"
     worker_log: str = "auto"
     #: Where each value came from ("default", "env NAME" or "argument"), for runtime_info.

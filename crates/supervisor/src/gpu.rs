@@ -75,11 +75,28 @@ impl GpuSource {
 }
 
 /// The scripted device file: `{"devices": [{"index", "uuid", "name", "total_mb",
-/// "processes": [{"pid", "used_mb"}]}]}`. Used memory is the sum of the processes', as if
-/// NVML saw every user; writers replace the file atomically (rename).
+/// "processes": [{"pid", "used_mb", "owner"}]}]}`. Used memory is the sum of the processes',
+/// as if NVML saw every user; writers replace the file atomically (rename). An entry with
+/// an `owner` (a real pid) lasts while that process does, as the driver frees a dead
+/// process's memory: a crashed scripted worker leaves nothing behind.
 #[derive(Debug, Deserialize)]
 pub struct ScriptedDevices {
     devices: Vec<ScriptedDevice>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScriptedProcess {
+    pid: u32,
+    used_mb: Option<f64>,
+    #[serde(default)]
+    owner: Option<u32>,
+}
+
+impl ScriptedProcess {
+    fn alive(&self) -> bool {
+        self.owner
+            .is_none_or(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +106,7 @@ struct ScriptedDevice {
     name: String,
     total_mb: f64,
     #[serde(default)]
-    processes: Vec<GpuProcess>,
+    processes: Vec<ScriptedProcess>,
 }
 
 impl ScriptedDevices {
@@ -105,7 +122,16 @@ impl ScriptedDevices {
                     .devices
                     .into_iter()
                     .map(|d| {
-                        let used: f64 = d.processes.iter().filter_map(|p| p.used_mb).sum();
+                        let processes: Vec<GpuProcess> = d
+                            .processes
+                            .into_iter()
+                            .filter(ScriptedProcess::alive)
+                            .map(|p| GpuProcess {
+                                pid: p.pid,
+                                used_mb: p.used_mb,
+                            })
+                            .collect();
+                        let used: f64 = processes.iter().filter_map(|p| p.used_mb).sum();
                         GpuDevice {
                             index: d.index,
                             uuid: d.uuid,
@@ -113,7 +139,7 @@ impl ScriptedDevices {
                             total_mb: d.total_mb,
                             free_mb: (d.total_mb - used).max(0.0),
                             used_mb: used,
-                            processes: d.processes,
+                            processes,
                         }
                     })
                     .collect(),

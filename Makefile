@@ -21,6 +21,8 @@ install-test: ## Build and install the package with the test tools
 	$(PYTHON) -m pip install --disable-pip-version-check -q '.[test]'
 	@# Their declared dependencies pull in torch; the tests need only their Python modules.
 	$(PYTHON) -m pip install --disable-pip-version-check -q --no-deps docling-jobkit==3.9.1 docling-serve==1.38.2
+	@# A Redis server for the RQ tests, under build/redis.
+	bash scripts/get-redis.sh >/dev/null
 
 run: install ## Install, then OCR the sample page (the main job)
 	vram-orchestrator ocr tests/data/ocrset/13_page_paragraph.png

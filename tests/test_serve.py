@@ -48,6 +48,18 @@ def fake_serve(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     return app_module
 
 
+def test_the_rq_engine_keeps_docling_serves_orchestrator_and_points_at_our_workers(
+    fake_serve, monkeypatch, caplog
+):
+    monkeypatch.setenv("FREE_VRAM_ON_IDLE", "1")
+    monkeypatch.setenv("DOCLING_SERVE_ENG_KIND", "rq")
+    with caplog.at_level(logging.INFO, logger="vram_orchestrator.docling"):
+        app = serve.create_app()
+    assert app["orchestrator"] is fake_serve.upstream
+    assert real_factory.get_async_orchestrator() is fake_serve.upstream
+    assert "vram-orchestrator rq-worker" in caplog.text
+
+
 @pytest.mark.parametrize("variable", ["FREE_VRAM_ON_IDLE", "DOCLING_SERVE_FREE_VRAM_ON_IDLE"])
 def test_switch_on_installs_ours_before_create_app(fake_serve, monkeypatch, caplog, variable):
     monkeypatch.setenv(variable, "1")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import model_sets
-from .errors import VramOrchestratorError
+from .errors import SetupError, VramOrchestratorError
 from .pool import OcrPool
 from .readiness import cuda_report
 
@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         help="print runtime_info() and whether CUDA would start (and why not) as JSON; "
         "starts no worker",
     )
+    rq = sub.add_parser(
+        "rq-worker",
+        help="take conversions from docling-serve's RQ engine (DOCLING_SERVE_ENG_RQ_* "
+        "variables), one at a time, pages in parallel through the OCR pool",
+    )
+    rq.add_argument("--name", default=None, help="worker name in RQ (default: RQ's)")
+    rq.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     return p
 
 
@@ -213,6 +220,25 @@ def _info() -> int:
     return 2 if "error" in info else 0
 
 
+def _rq_worker(args: argparse.Namespace) -> int:
+    try:
+        from .docling.rq import VramRQWorker
+    except ImportError as e:
+        raise SetupError(
+            f"the rq-worker needs the rq extra ({e}): pip install 'vram-orchestrator[rq]'"
+        ) from None
+    worker = VramRQWorker(name=args.name)
+    logging.getLogger("vram_orchestrator").info(
+        "rq-worker %s: queues %s at %s",
+        worker.name,
+        ", ".join(q.name for q in worker.queues),
+        worker.rq_config.redis_url,
+    )
+    worker.work(burst=args.burst, with_scheduler=False)
+    # Stopped by a signal during a job (that job failed): the shell's code for that signal.
+    return 0 if worker.stopped_by is None else 128 + int(worker.stopped_by)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
@@ -222,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _ocr(args)
         if args.command == "convert":
             return _convert(args)
+        if args.command == "rq-worker":
+            return _rq_worker(args)
         return _info()
     except VramOrchestratorError as e:
         print(f"vram-orchestrator: {type(e).__name__}: {e}", file=sys.stderr)

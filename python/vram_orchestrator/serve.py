@@ -1,6 +1,7 @@
 """``uvicorn --factory vram_orchestrator.serve:create_app``: docling-serve with
 :class:`~vram_orchestrator.docling.VramWorkerOrchestrator` when ``FREE_VRAM_ON_IDLE`` (or
-``DOCLING_SERVE_FREE_VRAM_ON_IDLE``) is on, docling-serve's own orchestrator otherwise.
+``DOCLING_SERVE_FREE_VRAM_ON_IDLE``) is on, docling-serve's own orchestrator otherwise (and
+always with its RQ engine, whose conversions run on ``vram-orchestrator rq-worker``).
 
 docling-serve has no orchestrator plugin hook, so ours is installed the way upstream's tests
 do it: ``docling_serve.app.get_async_orchestrator`` and the factory module's copy are
@@ -77,10 +78,19 @@ def install_orchestrator(
 
 
 def create_app() -> Any:
-    """The docling-serve FastAPI app, with our orchestrator when FREE_VRAM_ON_IDLE is on."""
-    use_ours = free_vram_on_idle()
+    """The docling-serve FastAPI app, with our orchestrator when FREE_VRAM_ON_IDLE is on.
+    With docling-serve's RQ engine (``DOCLING_SERVE_ENG_KIND=rq``) the API keeps its own
+    RQ orchestrator: conversions run where ``vram-orchestrator rq-worker`` processes take
+    them from Redis."""
     app_module = importlib.import_module("docling_serve.app")
-    if use_ours:
+    if os.environ.get("DOCLING_SERVE_ENG_KIND", "").strip().lower() == "rq":
+        log.info(
+            "docling-serve: RQ engine, the API keeps docling-serve's RQ orchestrator; the "
+            "conversions (and the GPU) belong on `vram-orchestrator rq-worker` processes, one "
+            "per GPU with VRAM_ORCH_DEVICE=cuda:N (FREE_VRAM_ON_IDLE applies there)"
+        )
+        return app_module.create_app()
+    if free_vram_on_idle():
         factory_module = importlib.import_module("docling_serve.orchestrator_factory")
         install_orchestrator(app_module, factory_module)
         log.info(

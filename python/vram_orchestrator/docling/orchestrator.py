@@ -28,6 +28,9 @@ __all__ = ["VramOrchestratorConfig", "VramWorkerOrchestrator"]
 
 log = logging.getLogger("vram_orchestrator.docling")
 
+#: The targets results can go to: the response body, or a zip in it.
+_TARGET_KINDS = ("inbody", "zip")
+
 
 @dataclass
 class VramOrchestratorConfig:
@@ -45,7 +48,7 @@ class VramOrchestratorConfig:
     pages_in_flight: int = 4
     pipeline: str | None = None
     pool_settings: dict[str, Any] = field(default_factory=dict)
-    allowed_target_kinds: set[str] = field(default_factory=lambda: {"inbody", "zip"})
+    allowed_target_kinds: set[str] = field(default_factory=lambda: set(_TARGET_KINDS))
 
 
 class _TaskFailure(Exception):
@@ -249,7 +252,7 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         await self._notify(task_id, positions=True)
         started = time.monotonic()
         try:
-            result = await self._execute(task)
+            result = await self.execute(task)
         except asyncio.CancelledError:
             self._fail(task, "the service shut down before the task finished", "internal")
             raise
@@ -289,7 +292,9 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         task.sources = []
         task.set_status(TaskStatus.FAILURE)
 
-    async def _execute(self, task: Task) -> DoclingTaskResult:
+    async def execute(self, task: Task) -> DoclingTaskResult:
+        """Converts one task now, outside the queue (the RQ worker's entry): the result, or
+        an exception whose message is meant for the caller."""
         if task.task_type != TaskType.CONVERT:
             raise _policy(
                 f"task type {task.task_type.value!r} is not supported by VramWorkerOrchestrator "
@@ -309,6 +314,12 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         targets = task.targets or []
         if len(targets) != 1:
             raise _policy("VramWorkerOrchestrator writes to exactly one target (inbody or zip)")
+        kind = str(getattr(targets[0], "kind", "inbody"))
+        if kind not in _TARGET_KINDS:
+            raise _policy(
+                f"target kind {kind!r} is not supported by VramWorkerOrchestrator (it returns "
+                "results in the response: inbody or zip)"
+            )
         started = time.monotonic()
         docs = await self._convert_all(task, options)
         if all(d.document is None for d in docs):
@@ -317,7 +328,7 @@ class VramWorkerOrchestrator(BaseOrchestrator):
             build_task_result,
             docs,
             options,
-            str(getattr(targets[0], "kind", "inbody")),
+            kind,
             time.monotonic() - started,
             task.target_document_version,
         )

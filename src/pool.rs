@@ -104,6 +104,8 @@ impl NativePool {
         if finished {
             // The dispatcher has sent every outcome; let the completer deliver them.
             let handle = self.completer.lock().ok().and_then(|mut h| h.take());
+            // Never join ourselves (a close() reached from a delivery would panic).
+            let handle = handle.filter(|h| h.thread().id() != std::thread::current().id());
             if let Some(handle) = handle {
                 py.detach(move || {
                     let _ = handle.join();

@@ -57,19 +57,97 @@ def test_crash_is_retried_on_a_fresh_worker(make_pool, ocrset):
     assert pool.runtime_info()["counters"]["retried"] == 1
 
 
-def test_stopped_worker_times_out_through_sigkill(make_pool, ocrset):
-    pool = make_pool(max_workers=1, free_vram_on_idle=False, task_timeout_s=1, kill_grace_s=0.3)
+@pytest.mark.parametrize(("max_retries", "crashes"), [(2, 2), (2, 3), (0, 1)])
+def test_max_retries_bounds_a_tasks_own_retries(make_pool, tmp_path, max_retries, crashes):
+    """Each attempt of a retried task may crash (only a new task with an input that crashed
+    before is refused a retry); the message says what happened."""
+    worker = ScriptedWorker(tmp_path).on("flaky", crash=signal.SIGKILL, times=crashes)
+    pool = make_pool(max_workers=1, max_retries=max_retries, worker_bin=str(worker.path))
+    if crashes <= max_retries:
+        assert pool.ocr(b"flaky")["attempts"] == crashes + 1
+        return
+    with pytest.raises(vo.WorkerCrashed) as info:
+        pool.ocr(b"flaky")
+    message = str(info.value)
+    assert info.value.attempts == max_retries + 1 and info.value.signal == signal.SIGKILL
+    if max_retries:
+        assert f"every one of its {max_retries + 1} attempts crashed" in message
+    else:
+        assert "VRAM_ORCH_MAX_RETRIES=0" in message
+    assert "was not retried" not in message or max_retries == 0
+    assert "(the worker wrote nothing)" in message  # killed silently: said so, not blank
+    # The same input again, as a new task: a poison input is not retried.
+    worker.on("flaky", crash=signal.SIGKILL)
+    with pytest.raises(vo.WorkerCrashed, match="crashed a worker before"):
+        pool.ocr(b"flaky")
+
+
+def test_a_done_callback_may_use_and_close_the_pool(make_pool, ocrset):
+    """Callbacks run on a thread of their own: one that waits on the pool does not stop
+    the deliveries it waits for, and one that closes the pool does not panic."""
+    pool = make_pool(max_workers=1)
+    seen: dict[str, object] = {}
+
+    def uses_the_pool(f):
+        seen["inner"] = pool.ocr(ocrset / "01_line_short.png", timeout_s=60)
+
+    outer = pool.submit(ocrset / "02_line_pangram.png")
+    outer.add_done_callback(uses_the_pool)
+    assert outer.result(timeout=60)["lines"]
+    assert wait_for(lambda: "inner" in seen, 60), "the callback's pool.ocr() never returned"
+    assert seen["inner"]["lines"]
+
+    def closes_the_pool(f):
+        try:
+            seen["closed"] = pool.close()
+        except BaseException as e:  # a PanicException is a BaseException
+            seen["closed"] = e
+
+    last = pool.submit(ocrset / "01_line_short.png")
+    last.add_done_callback(closes_the_pool)
+    assert wait_for(lambda: "closed" in seen, 60)
+    assert seen["closed"] is True and pool.closed
+
+
+def test_a_stopped_idle_worker_is_replaced_not_given_the_next_task(make_pool, ocrset):
+    pool = make_pool(max_workers=1, free_vram_on_idle=False, task_timeout_s=20)
     pool.warm_up()
-    assert wait_for(lambda: worker_pids(pool, "idle") != [], 30)
-    [pid] = worker_pids(pool)
-    os.kill(pid, signal.SIGSTOP)  # SIGTERM stays pending: only SIGKILL can end it
+    assert wait_for(lambda: worker_pids(pool, "idle"), 30)
+    (stopped,) = worker_pids(pool, "idle")
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        result = pool.ocr(ocrset / "01_line_short.png")
+        assert result["worker"]["pid"] != stopped and result["attempts"] == 1
+        assert time.monotonic() - started < 10  # not the 20 s time limit
+        assert wait_for(lambda: not alive(stopped), 5)
+        exits = pool.runtime_info()["recent_exits"]
+        assert any("stopped (SIGSTOP" in e["detail"] for e in exits), exits
+    finally:
+        if alive(stopped):
+            os.kill(stopped, signal.SIGKILL)
+
+
+def test_stopped_worker_times_out_through_sigkill(make_pool, tmp_path):
+    worker = ScriptedWorker(tmp_path).on("slow", seconds=5)
+    pool = make_pool(
+        max_workers=1,
+        free_vram_on_idle=False,
+        task_timeout_s=1,
+        kill_grace_s=0.3,
+        worker_bin=str(worker.path),
+    )
     started = time.monotonic()
+    future = pool.submit(b"slow")
+    assert wait_for(lambda: worker_pids(pool, "busy") != [], 30)
+    [pid] = worker_pids(pool)
+    os.kill(pid, signal.SIGSTOP)  # busy and stopped: SIGTERM stays pending, only SIGKILL ends it
     with pytest.raises(vo.TaskTimeout) as info:
-        pool.ocr(ocrset / "01_line_short.png")
+        future.result(timeout=30)
     assert 0.9 < time.monotonic() - started < 10
     assert info.value.limit_s == 1 and "VRAM_ORCH_TASK_TIMEOUT_S" in str(info.value)
     assert wait_for(lambda: not alive(pid), 5)
-    assert pool.ocr(ocrset / "01_line_short.png")["worker"]["pid"] != pid
+    assert pool.ocr(b"page")["worker"]["pid"] != pid
     [exit_record] = [e for e in pool.runtime_info()["recent_exits"] if e["pid"] == pid]
     assert exit_record["reason"] == "timeout" and "SIGKILL" in exit_record["detail"]
 
@@ -238,3 +316,51 @@ def test_release_idle_ends_warm_workers_now_and_the_pool_keeps_serving(make_pool
     assert pool.ocr(ocrset / "01_line_short.png")["lines"]
     exits = pool.runtime_info()["recent_exits"]
     assert [e["detail"].startswith("released on request") for e in exits] == [True, True]
+
+
+DROPPED = """
+import gc, os, sys, time, weakref
+import vram_orchestrator as vo
+
+def counts():
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task"))
+
+def running(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+page = sys.argv[1]
+pool = vo.OcrPool(device="cpu", max_workers=1, free_vram_on_idle=False)
+pool.ocr(page)
+pool.close()
+base = counts()
+for _ in range(3):
+    pool = vo.OcrPool(device="cpu", max_workers=1, free_vram_on_idle=False)
+    future = pool.submit(page)
+    pid = future.result(timeout=60)["worker"]["pid"]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None, "the pool was not collected"
+    deadline = time.time() + 10
+    while running(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not running(pid), f"worker {pid} outlived its dropped pool"
+time.sleep(0.5)
+fds, threads = counts()
+print(f"fds +{fds - base[0]}, threads +{threads - base[1]}")
+assert fds <= base[0] and threads <= base[1], (base, (fds, threads))
+"""
+
+
+def test_a_pool_dropped_without_close_is_collected_with_its_workers_and_threads(ocrset):
+    run = subprocess.run(
+        [sys.executable, "-c", DROPPED, str(ocrset / "01_line_short.png")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]  # the child asserts each point

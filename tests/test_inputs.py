@@ -157,3 +157,26 @@ def test_paths_that_are_not_files_are_invalid_input_at_once(pool, tmp_path, kind
     with pytest.raises(vo.InvalidInput, match="not a regular file"):
         pool.ocr(path, timeout_s=30)
     assert time.monotonic() - started < 10
+
+
+def test_an_input_too_big_for_a_worker_is_invalid_input_at_submit(make_pool, tmp_path):
+    """Bytes, arrays and text layers beyond VRAM_ORCH_MAX_INPUT_BYTES (+1 MiB for the request)
+    are refused before any worker sees them: a worker's frame reader would have died on them,
+    and the retry killed the next worker too."""
+    from vram_orchestrator.testing import ScriptedWorker
+
+    worker = ScriptedWorker(tmp_path)
+    pool = make_pool(max_input_bytes=1 << 20, max_workers=1, worker_bin=str(worker.path))
+    too_big = [
+        b"\x89PNG" + bytes(3 << 20),
+        np.zeros((1200, 1200, 3), np.uint8),  # 4.3 MB of pixels, within max_pixels
+    ]
+    for image in too_big:
+        with pytest.raises(vo.InvalidInput, match="VRAM_ORCH_MAX_INPUT_BYTES"):
+            pool.submit(image)
+    cells = [{"text": "x" * 200, "box": (0, 0, 1, 1)}] * 12_000  # a 2.6 MB text layer
+    with pytest.raises(vo.InvalidInput, match="VRAM_ORCH_MAX_INPUT_BYTES"):
+        pool.submit_analyze(np.zeros((100, 100, 3), np.uint8), text_cells=cells)
+    assert pool.runtime_info()["counters"]["spawned"] == 0 and worker.calls() == []
+    # Just within the limit still goes through.
+    assert pool.ocr(b"\x89PNG" + bytes((1 << 20) - 100))["lines"][0]["text"] == "scripted"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import logging
 import os
+import queue
 import threading
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Union
 
@@ -254,19 +255,20 @@ class OcrPool:
             "max_det_pixels": s.max_det_pixels,
             "max_frame_bytes": s.max_input_bytes + (1 << 20),
         }
-        self._futures: dict[int, Future[dict[str, Any]]] = {}
-        self._early: dict[int, tuple[dict[str, Any] | None, BaseException | None]] = {}
+        # The native side delivers to this, not to the pool: a pool dropped without close()
+        # is then collected (its supervisor ends its workers), and its futures still end.
+        self._deliveries = _Deliveries()
         #: Outcomes and durations of finished tasks (for metrics).
-        self.task_stats = TaskStats()
-        self._lock = threading.Lock()
-        self._native = _native.NativePool(self._native_config, self._on_done)
+        self.task_stats = self._deliveries.task_stats
+        self._native = _native.NativePool(self._native_config, self._deliveries.on_done)
         # The supervisor's threads do not survive fork(): a forked child must not use
         # (or wait on) this pool. Its workers stay the parent's.
         self._owner_pid = os.getpid()
-        # Interpreter exit ends the workers even without close(); weakly, so the pool can
-        # still be garbage-collected.
-        self._atexit = _atexit_closer(self)
-        atexit.register(self._atexit)
+        # A pool dropped without close(), or still open at interpreter exit, ends its workers
+        # too. The finalizer holds the native side and the deliveries, never the pool.
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._native, self._deliveries, self._owner_pid
+        )
 
     # ---- submitting -------------------------------------------------------------------
 
@@ -354,15 +356,10 @@ class OcrPool:
             if value is not None and not value >= 0:  # NaN fails this too
                 raise ValueError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
         source = _coerce(image)
-        future: Future[dict[str, Any]] = Future()
+        deliveries = self._deliveries
+        future: Future[dict[str, Any]] = _PoolFuture(deliveries.callbacks)
         task_id = self._native.submit(source, options, timeout_s, queue_timeout_s, analyze)
-        with self._lock:
-            # The task may already be done (tiny input, fast worker): see _on_done.
-            early = self._early.pop(task_id, None)
-            if early is None:
-                self._futures[task_id] = future
-        if early is not None:
-            _resolve(future, *early)
+        deliveries.expect(task_id, future)
         native = self._native
 
         def on_cancel(f: Future[dict[str, Any]]) -> None:
@@ -417,21 +414,6 @@ class OcrPool:
             "max_det_pixels": c["max_det_pixels"],
         }
 
-    def _on_done(
-        self, task_id: int, result: dict[str, Any] | None, error: BaseException | None
-    ) -> None:
-        if error is None and result is not None:
-            self.task_stats.record("success", result["timings_ms"]["total"] / 1e3)
-        else:
-            self.task_stats.record(_OUTCOMES.get(type(error).__name__, "error"), None)
-        with self._lock:
-            future = self._futures.pop(task_id, None)
-            if future is None:
-                # Finished before submit() registered its future: it picks this up.
-                self._early[task_id] = (result, error)
-                return
-        _resolve(future, result, error)
-
     # ---- lifecycle ----------------------------------------------------------------------
 
     def warm_up(self, workers: int | None = None) -> None:
@@ -452,13 +434,9 @@ class OcrPool:
         if ``timeout_s`` passed first. Safe to call twice."""
         if os.getpid() != self._owner_pid:
             return True  # a forked child: nothing of this pool runs here
-        atexit.unregister(self._atexit)
+        self._finalizer.detach()
         finished = self._native.close(cancel_pending, timeout_s)
-        with self._lock:
-            leftovers, self._futures = self._futures, {}
-        for future in leftovers.values():
-            if not future.done():
-                future.set_exception(PoolClosed("the pool is closed"))
+        self._deliveries.close(stop_callbacks=bool(finished))
         return bool(finished)
 
     @property
@@ -587,6 +565,93 @@ def _text_cells(cells: TextCells | None) -> list[tuple[str, list[float]]] | None
     return out
 
 
+class _Deliveries:
+    """Where the native side delivers outcomes: the futures waiting for them, and the
+    statistics. It holds no reference to its pool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[int, Future[dict[str, Any]]] = {}
+        #: Outcomes that came before submit() registered their future.
+        self._early: dict[int, tuple[dict[str, Any] | None, BaseException | None]] = {}
+        self.task_stats = TaskStats()
+        self.callbacks = _CallbackThread()
+
+    def expect(self, task_id: int, future: Future[dict[str, Any]]) -> None:
+        """Registers the future of a task just submitted (resolved now if it is done)."""
+        with self._lock:
+            early = self._early.pop(task_id, None)
+            if early is None:
+                self._futures[task_id] = future
+        if early is not None:
+            _resolve(future, *early)
+
+    def on_done(
+        self, task_id: int, result: dict[str, Any] | None, error: BaseException | None
+    ) -> None:
+        if error is None and result is not None:
+            self.task_stats.record("success", result["timings_ms"]["total"] / 1e3)
+        else:
+            self.task_stats.record(_OUTCOMES.get(type(error).__name__, "error"), None)
+        with self._lock:
+            future = self._futures.pop(task_id, None)
+            if future is None:
+                # Finished before submit() registered its future: it picks this up.
+                self._early[task_id] = (result, error)
+                return
+        _resolve(future, result, error)
+
+    def close(self, stop_callbacks: bool) -> None:
+        """Fails what was not delivered with PoolClosed; with ``stop_callbacks`` (every
+        outcome delivered), the callback thread ends after the callbacks posted so far."""
+        with self._lock:
+            leftovers, self._futures = self._futures, {}
+        for future in leftovers.values():
+            if not future.done():
+                future.set_exception(PoolClosed("the pool is closed"))
+        if stop_callbacks:
+            self.callbacks.stop()
+
+
+class _CallbackThread:
+    """Runs the done-callbacks of a pool's futures, in order, on a thread of their own.
+
+    The thread that delivers results must never run user code: a callback that waits on
+    the pool (``pool.ocr()`` inside a done-callback) would wait for a result only that
+    thread could deliver. Here it waits on this thread while deliveries go on."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="vo-callbacks", daemon=True)
+        self._thread.start()
+
+    def post(self, callback: Callable[[], None]) -> None:
+        self._queue.put(callback)
+
+    def _run(self) -> None:
+        while (callback := self._queue.get()) is not None:
+            callback()  # Future._invoke_callbacks logs what a callback raises
+
+    def stop(self) -> None:
+        """Ends the thread once the callbacks posted so far have run (without waiting when
+        called from one of them)."""
+        self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+class _PoolFuture(Future):  # type: ignore[type-arg]
+    """A Future whose done-callbacks run on the pool's callback thread (see
+    :class:`_CallbackThread`); waiting on ``result()`` is unchanged."""
+
+    def __init__(self, callbacks: _CallbackThread) -> None:
+        super().__init__()
+        self._callback_thread = callbacks
+
+    def _invoke_callbacks(self) -> None:
+        self._callback_thread.post(super()._invoke_callbacks)
+
+
 def _resolve(
     future: Future[dict[str, Any]], result: dict[str, Any] | None, error: BaseException | None
 ) -> None:
@@ -601,12 +666,9 @@ def _resolve(
         pass  # cancelled by the caller meanwhile
 
 
-def _atexit_closer(pool: OcrPool) -> Any:
-    ref = weakref.ref(pool)
-
-    def close() -> None:
-        p = ref()
-        if p is not None and not p.closed:
-            p.close(cancel_pending=True, timeout_s=10.0)
-
-    return close
+def _shut_down(native: Any, deliveries: _Deliveries, owner_pid: int) -> None:
+    """A pool's end when nobody closed it: collected, or at interpreter exit."""
+    if os.getpid() != owner_pid:
+        return  # a forked child: its parent's workers are not its own
+    finished = native.close(True, 10.0)
+    deliveries.close(stop_callbacks=bool(finished))

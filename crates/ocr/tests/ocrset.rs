@@ -17,15 +17,19 @@ fn data_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/ocrset")
 }
 
-/// CPU engine options from `VRAM_ORCH_MODEL_DIR` and `VRAM_ORCH_ORT_DYLIB`, when both are set.
-fn cpu_options() -> Option<EngineOptions> {
-    let (Some(models), Some(dylib)) = (
-        std::env::var_os("VRAM_ORCH_MODEL_DIR"),
-        std::env::var_os("VRAM_ORCH_ORT_DYLIB"),
-    ) else {
-        return None;
+/// CPU engine options from `VRAM_ORCH_MODEL_DIR` and `VRAM_ORCH_ORT_DYLIB`. Without them
+/// the tests fail (a test that cannot run must not pass): `make test-rust` sets both.
+fn cpu_options() -> EngineOptions {
+    let var = |name: &str| {
+        std::env::var_os(name).unwrap_or_else(|| {
+            panic!(
+                "set {name} (VRAM_ORCH_MODEL_DIR: the ppocr-v4 model folder, \
+                 VRAM_ORCH_ORT_DYLIB: libonnxruntime.so), or run `make test-rust`"
+            )
+        })
     };
-    Some(EngineOptions {
+    let (models, dylib) = (var("VRAM_ORCH_MODEL_DIR"), var("VRAM_ORCH_ORT_DYLIB"));
+    EngineOptions {
         model_set: ModelSet::named("ppocr-v4").unwrap(),
         model_dir: models.into(),
         ort_dylib: dylib.into(),
@@ -33,15 +37,11 @@ fn cpu_options() -> Option<EngineOptions> {
         intra_threads: 0,
         graph_cache: None,
         cuda: Default::default(),
-    })
+    }
 }
 
-fn engine(test: &str) -> Option<Engine> {
-    let Some(opts) = cpu_options() else {
-        println!("{test}: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB to run it");
-        return None;
-    };
-    Some(Engine::new(&opts).expect("engine builds"))
+fn engine() -> Engine {
+    Engine::new(&cpu_options()).expect("engine builds")
 }
 
 fn task(profile: Profile) -> TaskOptions {
@@ -106,9 +106,7 @@ fn levenshtein_counts_edits() {
 
 #[test]
 fn parity_with_reference() {
-    let Some(mut eng) = engine("parity_with_reference") else {
-        return;
-    };
+    let mut eng = engine();
     let reference = json("rapidocr_1.4.4_outputs.json");
     let mut same_text = 0;
     let mut must_match = 0;
@@ -206,9 +204,7 @@ fn parity_with_reference() {
 
 #[test]
 fn default_profile_accuracy() {
-    let Some(mut eng) = engine("default_profile_accuracy") else {
-        return;
-    };
+    let mut eng = engine();
     let gt = json("ground_truth.json");
     let (mut edits, mut chars) = (0usize, 0usize);
     let mut total_ms = 0.0;
@@ -278,9 +274,7 @@ fn is_invalid(r: &Result<OcrOutput, OcrError>) -> bool {
 
 #[test]
 fn bad_inputs_are_refused_and_engine_survives() {
-    let Some(mut eng) = engine("bad_inputs_are_refused_and_engine_survives") else {
-        return;
-    };
+    let mut eng = engine();
     let good = std::fs::read(data_dir().join("02_line_pangram.png")).unwrap();
     let pangram = "The quick brown fox jumps over the lazy dog.";
     for profile in [Profile::Default, Profile::Reference] {
@@ -425,9 +419,6 @@ fn bad_inputs_are_refused_and_engine_survives() {
 
 #[test]
 fn cuda_request_never_falls_back_silently() {
-    let Some(_) = engine("cuda_request_never_falls_back_silently") else {
-        return;
-    };
     let opts = EngineOptions {
         device: Device::Cuda(0),
         intra_threads: 1,
@@ -435,7 +426,7 @@ fn cuda_request_never_falls_back_silently() {
             mem_limit_mb: Some(512),
             ..Default::default()
         },
-        ..cpu_options().unwrap()
+        ..cpu_options()
     };
     match Engine::new(&opts) {
         // A machine with onnxruntime-gpu and a GPU: it must then actually run.
@@ -466,9 +457,7 @@ fn cuda_request_never_falls_back_silently() {
 
 #[test]
 fn other_layouts_decode_as_seen() {
-    let Some(mut eng) = engine("other_layouts_decode_as_seen") else {
-        return;
-    };
+    let mut eng = engine();
     let good = std::fs::read(data_dir().join("02_line_pangram.png")).unwrap();
     let pangram = "The quick brown fox jumps over the lazy dog.";
     let img = image::load_from_memory(&good).unwrap();
@@ -526,10 +515,8 @@ fn other_layouts_decode_as_seen() {
 
 #[test]
 fn standby_activates_into_the_same_engine() {
-    let Some(mut eng) = engine("standby_activates_into_the_same_engine") else {
-        return;
-    };
-    let opts = cpu_options().unwrap();
+    let mut eng = engine();
+    let opts = cpu_options();
     let standby = Engine::preload(&opts).expect("standby");
     let info = serde_json::to_value(standby.info()).unwrap();
     assert_eq!(info, serde_json::to_value(eng.info()).unwrap());
@@ -563,14 +550,12 @@ fn standby_activates_into_the_same_engine() {
 
 #[test]
 fn graph_cache_gives_the_same_results() {
-    let Some(mut plain) = engine("graph_cache_gives_the_same_results") else {
-        return;
-    };
+    let mut plain = engine();
     let dir = std::env::temp_dir().join(format!("vram-orch-graphs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let opts = EngineOptions {
         graph_cache: Some(dir.clone()),
-        ..cpu_options().unwrap()
+        ..cpu_options()
     };
     let saved = || -> Vec<(String, u64)> {
         let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -646,12 +631,7 @@ fn graph_cache_gives_the_same_results() {
 fn two_rec_lanes_read_as_one() {
     // intra_threads 2 gives two rec sessions of one thread each, reading lines at once;
     // intra_threads 1 one session reading them in turn. Same lines, same text, same boxes.
-    let Some(base) = cpu_options() else {
-        println!(
-            "two_rec_lanes_read_as_one: skipped: set VRAM_ORCH_MODEL_DIR and VRAM_ORCH_ORT_DYLIB"
-        );
-        return;
-    };
+    let base = cpu_options();
     let with = |threads| {
         Engine::new(&EngineOptions {
             intra_threads: threads,
@@ -677,9 +657,7 @@ fn small_text_on_a_large_image_gets_a_second_larger_det_pass() {
     // The paragraph page at 0.6 of its size in the middle of a 3000 x 3000 sheet: the first
     // det pass (at half size) finds text too small, so det runs again larger (the budget
     // allows 9.5 MP here), with text ~7 px high, and the page reads well.
-    let Some(mut eng) = engine("small_text_on_a_large_image_gets_a_second_larger_det_pass") else {
-        return;
-    };
+    let mut eng = engine();
     let page = image::open(data_dir().join("13_page_paragraph.png")).unwrap();
     let small = page.resize(600, 840, image::imageops::FilterType::Triangle);
     let mut sheet = image::RgbImage::from_pixel(3000, 3000, image::Rgb([255, 255, 255]));

@@ -664,11 +664,15 @@ impl Dispatcher {
         signal: Option<i32>,
         stderr_tail: String,
     ) {
-        let crashed_before = self.crashed_inputs.contains(&task.fingerprint);
-        if self.crashed_inputs.len() == CRASHED_INPUTS_KEPT {
-            self.crashed_inputs.pop_front();
+        // A poison input submitted again is not retried; this task's own retries are
+        // bounded by max_retries alone.
+        let crashed_before = task.attempts == 1 && self.crashed_inputs.contains(&task.fingerprint);
+        if !self.crashed_inputs.contains(&task.fingerprint) {
+            if self.crashed_inputs.len() == CRASHED_INPUTS_KEPT {
+                self.crashed_inputs.pop_front();
+            }
+            self.crashed_inputs.push_back(task.fingerprint);
         }
-        self.crashed_inputs.push_back(task.fingerprint);
         let retries_left = task.attempts <= self.config.max_retries;
         if retries_left && !crashed_before && self.closing != Some(true) {
             log::warn!(
@@ -684,14 +688,26 @@ impl Dispatcher {
             return;
         }
         let why = if crashed_before {
-            "this input crashed a worker before, so it was not retried"
+            "this input crashed a worker before, so it was not retried".to_string()
+        } else if self.closing == Some(true) {
+            "the pool is closing, so it was not retried".to_string()
+        } else if task.attempts > 1 {
+            format!(
+                "every one of its {} attempts crashed a worker; VRAM_ORCH_MAX_RETRIES={}",
+                task.attempts, self.config.max_retries
+            )
         } else {
-            "retries exhausted (VRAM_ORCH_MAX_RETRIES)"
+            "not retried: VRAM_ORCH_MAX_RETRIES=0".to_string()
+        };
+        let output = last_lines(&stderr_tail, 10);
+        let output = if output.trim().is_empty() {
+            "(the worker wrote nothing)".to_string()
+        } else {
+            output
         };
         let message = format!(
-            "worker {pid} {summary} while running this task ({why}); other tasks are unaffected. \
-             Last worker output:\n{}",
-            last_lines(&stderr_tail, 10)
+            "worker {pid} {summary} while running this task ({why}); other tasks are \
+             unaffected. Last worker output:\n{output}"
         );
         self.complete(
             task.id,
@@ -931,6 +947,21 @@ impl Dispatcher {
     }
 
     fn dispatch(&mut self, id: u64, mut task: Box<Task>) {
+        let pid = self.workers.get(&id).map(|w| w.process.pid);
+        if pid.is_some_and(crate::procfs::is_stopped) {
+            // A stopped worker would hold the task until its time limit: the task goes
+            // back to the queue, the worker goes.
+            log::warn!(
+                target: LOG_TARGET,
+                "worker {} is stopped (SIGSTOP or a debugger): ended, its task goes to another",
+                pid.unwrap_or(0)
+            );
+            self.slots.put_back();
+            self.queue.push_front(task);
+            let detail = "it was stopped (SIGSTOP or a debugger) while idle".to_string();
+            self.stop(id, ExitReason::Crash, detail, Some(Signal::SIGKILL));
+            return;
+        }
         let worker = self
             .workers
             .get_mut(&id)

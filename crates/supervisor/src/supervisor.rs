@@ -55,6 +55,8 @@ pub struct Supervisor {
     next_id: AtomicU64,
     default_options: OcrOptions,
     task_timeout: Duration,
+    /// The largest frame a worker reads: a bigger input would cost the worker, not the task.
+    max_frame_bytes: usize,
     /// Workers run on GPUs: tasks carry their input size for admission.
     gpu: bool,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -68,6 +70,7 @@ impl Supervisor {
         let slots = Arc::new(QueueSlots::new(config.queue_max));
         let default_options = config.default_options;
         let task_timeout = config.task_timeout;
+        let max_frame_bytes = config.max_frame_bytes;
         let gpu = matches!(config.device, DeviceChoice::Cuda(_));
         let owed: Ledger = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
@@ -114,6 +117,7 @@ impl Supervisor {
             next_id: AtomicU64::new(1),
             default_options,
             task_timeout,
+            max_frame_bytes,
             gpu,
             thread: Mutex::new(Some(thread)),
         })
@@ -131,6 +135,18 @@ impl Supervisor {
         if self.closed.load(Ordering::Acquire) {
             return Err(self.closed_error());
         }
+        let options = options.unwrap_or(self.default_options);
+        let frame = input.frame_len(&options);
+        if frame > self.max_frame_bytes {
+            return Err(TaskError::InvalidInput {
+                message: format!(
+                    "this input takes {frame} bytes to send to a worker, more than the {} a \
+                     worker accepts (VRAM_ORCH_MAX_INPUT_BYTES plus 1 MiB for the request): \
+                     send a smaller or compressed image, or raise VRAM_ORCH_MAX_INPUT_BYTES",
+                    self.max_frame_bytes
+                ),
+            });
+        }
         if !self.slots.reserve(queue_wait) {
             return Err(TaskError::QueueFull {
                 limit: self.slots.max(),
@@ -142,7 +158,7 @@ impl Supervisor {
         let task = Task {
             id,
             input,
-            options: options.unwrap_or(self.default_options),
+            options,
             timeout: timeout.unwrap_or(self.task_timeout),
             submitted: Instant::now(),
             attempts: 0,

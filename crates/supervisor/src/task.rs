@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vram_orch_protocol::{AnalyzeRequest, InputKind, OcrOptions, OcrResult};
+use vram_orch_protocol::{AnalyzeRequest, InputKind, OcrOptions, OcrResult, Request};
 
 use crate::error::TaskError;
 
@@ -26,6 +26,24 @@ impl TaskInput {
             InputKind::Path { path } => imagesize::size(path).ok()?,
         };
         Some(size.width as u64 * size.height as u64)
+    }
+
+    /// The size of the frame that carries this input to a worker with `options`: the
+    /// request's JSON header (counted, not kept) and the payload.
+    pub(crate) fn frame_len(&self, options: &OcrOptions) -> usize {
+        let request = Request::Ocr {
+            id: u64::MAX,
+            input: self.kind.clone(),
+            options: *options,
+            analyze: None,
+        };
+        let mut counter = ByteCounter(0);
+        let _ = serde_json::to_writer(&mut counter, &request);
+        if let Some(analyze) = &self.analyze {
+            let _ = serde_json::to_writer(&mut counter, analyze.as_ref());
+            counter.0 += r#","analyze":"#.len();
+        }
+        8 + counter.0 + self.payload.len()
     }
 
     pub(crate) fn fingerprint(&self) -> u64 {
@@ -81,4 +99,18 @@ pub type TaskOutcome = Result<TaskSuccess, TaskError>;
 pub struct Completed {
     pub id: u64,
     pub outcome: TaskOutcome,
+}
+
+/// Counts the bytes written to it.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

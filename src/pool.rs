@@ -70,7 +70,8 @@ impl NativePool {
         submitted.map_err(|e| errors::task_error(py, &e))
     }
 
-    /// Removes a queued task (it completes as cancelled); running tasks finish.
+    /// Cancels a task: a queued one is removed, a running one's worker is ended; either
+    /// completes as cancelled.
     fn cancel(&self, task_id: u64) {
         self.supervisor.cancel(task_id);
     }

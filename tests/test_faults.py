@@ -3,6 +3,7 @@ task, with the right error, and the pool keeps serving."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -126,6 +127,31 @@ def test_a_stopped_idle_worker_is_replaced_not_given_the_next_task(make_pool, oc
     finally:
         if alive(stopped):
             os.kill(stopped, signal.SIGKILL)
+
+
+def test_cancelling_a_running_task_ends_its_worker_at_once(make_pool, tmp_path):
+    worker = ScriptedWorker(tmp_path).on("slow", seconds=60)
+    pool = make_pool(max_workers=1, free_vram_on_idle=False, worker_bin=str(worker.path))
+    future = pool.submit(b"slow")
+    assert wait_for(lambda: worker_pids(pool, "busy") != [], 30)
+    [pid] = worker_pids(pool)
+    assert future.cancel() and future.cancelled()
+    assert wait_for(lambda: not alive(pid), 5), "the cancelled task's worker kept computing"
+    assert pool.runtime_info()["exits_by_reason"].get("cancel") == 1
+    assert pool.ocr(b"page")["worker"]["pid"] != pid  # served by a fresh worker
+
+    async def cancelled_request() -> None:  # a web request aborted mid-task
+        task = asyncio.ensure_future(pool.ocr_async(b"slow"))
+        await asyncio.sleep(0)
+        assert await asyncio.to_thread(wait_for, lambda: worker_pids(pool, "busy") != [], 30)
+        [busy] = worker_pids(pool, "busy")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(wait_for, lambda: not alive(busy), 5)
+
+    asyncio.run(cancelled_request())
+    assert pool.runtime_info()["exits_by_reason"].get("cancel") == 2
 
 
 def test_stopped_worker_times_out_through_sigkill(make_pool, tmp_path):

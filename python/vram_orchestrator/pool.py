@@ -284,7 +284,9 @@ class OcrPool:
 
         ``timeout_s`` overrides the task time limit. A full queue raises ``QueueFull`` at
         once, or after waiting up to ``queue_timeout_s`` for room; a closed pool raises
-        ``PoolClosed``. Cancelling the future removes the task if it has not started.
+        ``PoolClosed``. Cancelling the future removes a queued task; a running one is
+        stopped by ending its worker (its memory returns at once; the next task starts a
+        fresh worker).
         """
         return self._submit(image, self._options(profile), timeout_s, queue_timeout_s, None)
 
@@ -338,7 +340,8 @@ class OcrPool:
         tables: bool = True,
         timeout_s: float | None = None,
     ) -> dict[str, Any]:
-        """``analyze`` for asyncio; cancelling the awaiting task removes a queued task."""
+        """``analyze`` for asyncio; cancelling the awaiting task cancels the pool's task
+        (queued: removed; running: its worker ended)."""
         return await asyncio.wrap_future(
             self.submit_analyze(image, text_cells=text_cells, tables=tables, timeout_s=timeout_s)
         )
@@ -386,7 +389,8 @@ class OcrPool:
     async def ocr_async(
         self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
     ) -> dict[str, Any]:
-        """``ocr`` for asyncio; cancelling the awaiting task removes a queued task."""
+        """``ocr`` for asyncio; cancelling the awaiting task cancels the pool's task
+        (queued: removed; running: its worker ended)."""
         return await asyncio.wrap_future(self.submit(image, profile=profile, timeout_s=timeout_s))
 
     def _check_owner(self) -> None:

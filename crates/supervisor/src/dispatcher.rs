@@ -56,6 +56,7 @@ enum ExitReason {
     Close,
     StartupFailed,
     ProtocolError,
+    Cancel,
 }
 
 impl ExitReason {
@@ -68,6 +69,7 @@ impl ExitReason {
             ExitReason::Close => "close",
             ExitReason::StartupFailed => "startup_failed",
             ExitReason::ProtocolError => "protocol_error",
+            ExitReason::Cancel => "cancel",
         }
     }
 }
@@ -258,6 +260,8 @@ impl Dispatcher {
                     let task = self.queue.remove(pos).expect("position is valid");
                     self.slots.release();
                     self.complete(task.id, Err(TaskError::Cancelled));
+                } else {
+                    self.cancel_running(id);
                 }
             }
             Command::WarmUp(count) => {
@@ -310,6 +314,27 @@ impl Dispatcher {
             Command::Cancel(_) | Command::WarmUp(_) | Command::ReleaseIdle => {}
             #[cfg(test)]
             Command::Panic => panic!("dispatcher failure asked for by a test"),
+        }
+    }
+
+    /// A running task is cancelled by ending its worker (a model run cannot be stopped
+    /// otherwise), so its memory returns now; the task completes as cancelled.
+    fn cancel_running(&mut self, task_id: u64) {
+        let running = self.workers.iter().find_map(|(worker, w)| match &w.state {
+            State::Busy(busy) if busy.task.id == task_id => Some(*worker),
+            _ => None,
+        });
+        let Some(worker) = running else {
+            return; // finished meanwhile, or unknown
+        };
+        let detail = "its task was cancelled".to_string();
+        self.stop(worker, ExitReason::Cancel, detail, Some(Signal::SIGKILL));
+        let task = match self.workers.get_mut(&worker).map(|w| &mut w.state) {
+            Some(State::Stopping { task, .. }) => task.take(),
+            _ => None,
+        };
+        if let Some(task) = task {
+            self.complete(task.id, Err(TaskError::Cancelled));
         }
     }
 

@@ -82,20 +82,19 @@ class ScriptedGpu:
         )
 
     def pool_settings(self) -> dict[str, Any]:
-        """Keywords for an ``OcrPool`` on this GPU with its scripted worker."""
+        """Keywords for an ``OcrPool`` on this GPU with its scripted worker. Peaks learned on
+        it stay in its folder, never in the user's cache (where they would change what a
+        later test's pool admits)."""
         return {
             "scripted_gpu": str(self.path),
             "worker_bin": str(self.worker.path),
             "device": "cuda",
+            "profile_dir": str(self.folder / "profiles"),
         }
 
     def environ(self) -> dict[str, str]:
         """The same as environment variables: every pool created with them set uses this GPU."""
-        return {
-            "VRAM_ORCH_SCRIPTED_GPU": str(self.path),
-            "VRAM_ORCH_WORKER_BIN": str(self.worker.path),
-            "VRAM_ORCH_DEVICE": "cuda",
-        }
+        return {f"VRAM_ORCH_{k.upper()}": v for k, v in self.pool_settings().items()}
 
     def hold(self, mb: float, *, pid: int | None = None, device: int = 0) -> int:
         """Another process holds ``mb`` MiB on ``device`` (0 releases it). Returns its pid

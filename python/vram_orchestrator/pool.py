@@ -204,15 +204,11 @@ class OcrPool:
     def __init__(self, **settings: Any) -> None:
         self.settings = Settings.load(settings)
         s = self.settings
-        # A scripted device file instead of NVML: for tests of GPU behaviour without a GPU.
-        self._scripted_gpu = s.scripted_gpu
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
         self._model_set = model_sets.get(s.ocr_models)
         self._model_dir = resources.model_dir(s.model_dir, s.ocr_models)
-        self._gpus, self._device_reason = _resolve_device(
-            s.device, self._ort_dylib, self._scripted_gpu
-        )
+        self._gpus, self._device_reason = _resolve_device(s.device, self._ort_dylib, s.scripted_gpu)
         self._device = "cpu" if not self._gpus else "cuda:" + ",".join(str(i) for i in self._gpus)
         if self._device == "cpu":
             log.info("workers run on CPU: %s", self._device_reason)
@@ -225,7 +221,7 @@ class OcrPool:
             "model_dir": str(self._model_dir),
             "ort_dylib": str(self._ort_dylib),
             "gpus": self._gpus,
-            "scripted_gpu": self._scripted_gpu,
+            "scripted_gpu": s.scripted_gpu,
             "vram_margin_mb": s.vram_margin_mb,
             "admission_timeout_s": s.admission_timeout_s,
             "vram_growth_mb": s.worker_vram_growth_mb,
@@ -466,7 +462,7 @@ class OcrPool:
         raw = None if os.getpid() != self._owner_pid else self._native.snapshot_json()
         snap: dict[str, Any] = json.loads(raw) if raw else {"closed": True, "workers": []}
         s = self.settings
-        gpu = gpu_report(self._scripted_gpu)
+        gpu = gpu_report(s.scripted_gpu)
         workers = snap.get("workers", [])
         nested = pid_namespace_is_nested()
         # The pool gives up per-process readings when NVML's pids prove not to be ours.

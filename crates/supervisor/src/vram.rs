@@ -6,7 +6,7 @@
 //! No clock or NVML inside: the dispatcher passes readings and instants in, so every rule
 //! is tested against scripted devices below.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -213,20 +213,22 @@ impl GpuMemory {
             .collect();
         // Devices with exactly one worker of ours and nothing of ours being released: there,
         // whole-device readings can tell that worker's memory.
-        let mut ours: HashMap<u32, usize> = HashMap::new();
+        let mut workers_on: HashMap<u32, usize> = HashMap::new();
         for device in self.workers.values().map(|w| w.device) {
-            *ours.entry(device).or_default() += 1;
+            *workers_on.entry(device).or_default() += 1;
         }
-        for r in &self.releasing {
-            *ours.entry(r.device).or_default() += 2;
-        }
+        let releasing_on: HashSet<u32> = self.releasing.iter().map(|r| r.device).collect();
         for d in &devices {
-            if !ours.contains_key(&d.index) {
+            if !workers_on.contains_key(&d.index) && !releasing_on.contains(&d.index) {
                 self.others_mb.insert(d.index, d.used_mb);
             }
         }
         let others_mb = &self.others_mb;
-        let sole = |device: u32| ours.get(&device) == Some(&1) && others_mb.contains_key(&device);
+        let sole = |device: u32| {
+            workers_on.get(&device) == Some(&1)
+                && !releasing_on.contains(&device)
+                && others_mb.contains_key(&device)
+        };
         for (id, w) in self.workers.iter_mut() {
             let device_used = devices
                 .iter()

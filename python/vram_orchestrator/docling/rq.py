@@ -32,7 +32,7 @@ from typing import Any
 
 import msgpack
 import redis
-from docling_jobkit.datamodel.task import Task, validate_task
+from docling_jobkit.datamodel.task import validate_task
 from docling_jobkit.datamodel.task_meta import TaskStatus
 from docling_jobkit.orchestrators.rq.orchestrator import (
     _HEARTBEAT_INTERVAL,
@@ -245,7 +245,6 @@ class VramRQWorker(SimpleWorker):
         config = converter_config or VramOrchestratorConfig(num_workers=1)
         self.converter = VramWorkerOrchestrator(config)
         self._loop = asyncio.new_event_loop()
-        self._job_running = False
         #: The signal of a cold shutdown (SIGTERM or SIGINT during a job), else None.
         self.stopped_by: signal.Signals | None = None
 
@@ -259,11 +258,11 @@ class VramRQWorker(SimpleWorker):
             target=self._heartbeat, args=(job.id, stop), daemon=True, name=f"heartbeat-{job.id}"
         )
         beat.start()
-        VramRQWorker.current, self._job_running = self, True
+        VramRQWorker.current = self
         try:
             return bool(super().perform_job(job, queue))
         finally:
-            VramRQWorker.current, self._job_running = None, False
+            VramRQWorker.current = None
             stop.set()
             beat.join(timeout=5)
             if self.stopped_by is not None:
@@ -288,7 +287,7 @@ class VramRQWorker(SimpleWorker):
         log.info("job %s: converting %d source(s)", task.task_id, len(task.sources))
         result_key = None
         try:
-            result = self._loop.run_until_complete(self._execute(task))
+            result = self._loop.run_until_complete(self.converter.execute(task))
             packed = msgpack.packb(make_msgpack_safe(result.model_dump()), use_bin_type=True)
             result_key = f"{cfg.results_prefix}:{task.task_id}"
             conn.setex(result_key, cfg.results_ttl, packed)
@@ -312,9 +311,6 @@ class VramRQWorker(SimpleWorker):
                 )
             log.warning("job %s failed: %s: %s", task.task_id, type(e).__name__, e)
             raise
-
-    async def _execute(self, task: Task) -> Any:
-        return await self.converter.execute(task)
 
     def clear_converters(self) -> None:
         """clear_cache_task: idle OCR workers end now, so their memory returns."""
@@ -345,7 +341,7 @@ class VramRQWorker(SimpleWorker):
         the job is interrupted now (it fails, reported as such; the OCR workers end).
         Otherwise RQ's own stop."""
         super().request_stop(signum, frame)
-        if self._job_running and self.stopped_by is None:
+        if VramRQWorker.current is self and self.stopped_by is None:
             self.stopped_by = signal.Signals(signum)
             raise ColdShutdown(f"{self.stopped_by.name} while the job ran")
 

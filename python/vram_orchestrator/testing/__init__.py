@@ -31,6 +31,9 @@ from . import _child
 
 __all__ = ["ScriptedGpu", "ScriptedWorker", "cuda_libraries_mapped"]
 
+#: What a scripted worker answers when told nothing else.
+_DEFAULT_LINES = ["scripted"]
+
 #: Pids of "other processes" on a scripted GPU: above Linux's pid limit (2**22), so never a
 #: real process of this machine.
 _OTHER_PIDS = 1 << 22
@@ -173,8 +176,7 @@ class ScriptedWorker:
         }
         _child.write_json(self.folder / "config.json", self._config)
         self._rules: list[dict[str, Any]] = []
-        self._default: dict[str, Any] = {"lines": ["scripted"]}
-        self._save_rules()
+        self.default()
         self.path.write_text(
             f'#!/bin/sh\nexec "{sys.executable}" "{Path(_child.__file__)}" "{self.folder}" "$@"\n'
         )
@@ -201,7 +203,7 @@ class ScriptedWorker:
     def default(self, **behaviour: Any) -> ScriptedWorker:
         """What to do with inputs no rule matches (the keywords of :meth:`on`; at first:
         answer one line, "scripted")."""
-        self._default = _rule(**{"lines": ["scripted"], **behaviour})
+        self._default = _rule(**{"lines": _DEFAULT_LINES, **behaviour})
         self._save_rules()
         return self
 
@@ -214,9 +216,9 @@ class ScriptedWorker:
 
     def clear(self) -> ScriptedWorker:
         """No rules, the first default, counts reset."""
-        self._rules, self._default = [], {"lines": ["scripted"]}
+        self._rules = []
         (self.folder / "counts.json").unlink(missing_ok=True)
-        self._save_rules()
+        self.default()
         return self
 
     def calls(self) -> list[dict[str, Any]]:

@@ -117,6 +117,8 @@ def test_a_stopped_idle_worker_is_replaced_not_given_the_next_task(make_pool, oc
     (stopped,) = worker_pids(pool, "idle")
     os.kill(stopped, signal.SIGSTOP)
     try:
+        # SIGSTOP takes effect asynchronously: the premise is a worker already stopped.
+        assert wait_for(lambda: _state(stopped) == "T", 5)
         started = time.monotonic()
         result = pool.ocr(ocrset / "01_line_short.png")
         assert result["worker"]["pid"] != stopped and result["attempts"] == 1
@@ -152,6 +154,11 @@ def test_cancelling_a_running_task_ends_its_worker_at_once(make_pool, tmp_path):
 
     asyncio.run(cancelled_request())
     assert pool.runtime_info()["exits_by_reason"].get("cancel") == 2
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_stopped_worker_times_out_through_sigkill(make_pool, tmp_path):

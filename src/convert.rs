@@ -76,8 +76,8 @@ pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
         source: scripted.map_or(GpuSource::Nvml, GpuSource::Scripted),
         margin_mb: get(d, "vram_margin_mb")?,
         admission_timeout: seconds(get(d, "admission_timeout_s")?),
-        growth_margin_mb: get(d, "vram_growth_mb")?,
-        profile_dir: get(d, "profile_dir")?,
+        worker_vram_growth_mb: get(d, "vram_growth_mb")?,
+        peaks_dir: get(d, "profile_dir")?,
     };
     let idle_timeout_s: Option<f64> = get(d, "idle_timeout_s")?;
     let vram_limit_mb: Option<u64> = get(d, "vram_limit_mb")?;

@@ -21,9 +21,9 @@ pub struct GpuConfig {
     pub margin_mb: f64,
     pub admission_timeout: Duration,
     /// Recycle a worker that grew this much past its level after its first task.
-    pub growth_margin_mb: f64,
+    pub worker_vram_growth_mb: f64,
     /// Where learned per-task peaks persist.
-    pub profile_dir: Option<PathBuf>,
+    pub peaks_dir: Option<PathBuf>,
 }
 
 /// Everything the pool needs, already validated by the caller (the Python layer checks

@@ -1224,8 +1224,8 @@ fn gpu_memory(
         margin_mb: config.gpu.margin_mb,
         admission_timeout: config.gpu.admission_timeout,
         worker_limit_mb: config.vram_limit_mb.map(|mb| mb as f64),
-        growth_margin_mb: config.gpu.growth_margin_mb,
-        profile_dir: config.gpu.profile_dir.clone(),
+        worker_vram_growth_mb: config.gpu.worker_vram_growth_mb,
+        peaks_dir: config.gpu.peaks_dir.clone(),
         model_bytes,
         models: config.model_set.clone(),
     };

@@ -292,8 +292,8 @@ mod tests {
                 source: GpuSource::Nvml,
                 margin_mb: 0.0,
                 admission_timeout: Duration::from_secs(1),
-                growth_margin_mb: 0.0,
-                profile_dir: None,
+                worker_vram_growth_mb: 0.0,
+                peaks_dir: None,
             },
             standby: false,
             default_options: OcrOptions {

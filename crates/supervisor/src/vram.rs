@@ -45,9 +45,9 @@ pub struct VramPolicy {
     /// Recycle a worker whose memory passes this between tasks.
     pub worker_limit_mb: Option<f64>,
     /// Recycle a worker that grew this much past its level after its first task.
-    pub growth_margin_mb: f64,
+    pub worker_vram_growth_mb: f64,
     /// Where learned peaks persist (`peaks.json`), if anywhere.
-    pub profile_dir: Option<PathBuf>,
+    pub peaks_dir: Option<PathBuf>,
     /// Total size of the model files (first estimate of a task's need).
     pub model_bytes: u64,
     /// Names the model set in the peak keys.
@@ -155,7 +155,7 @@ pub(crate) struct GpuMemory {
 
 impl GpuMemory {
     pub fn new(policy: VramPolicy, per_process: bool) -> GpuMemory {
-        let book = match policy.profile_dir.as_ref().map(|d| d.join("peaks.json")) {
+        let book = match policy.peaks_dir.as_ref().map(|d| d.join("peaks.json")) {
             Some(path) => {
                 let (book, warning) = PeakBook::load(&path);
                 if let Some(w) = warning {
@@ -631,7 +631,7 @@ impl GpuMemory {
 
     /// Writes learned peaks when some are new (at most every few seconds unless `force`).
     pub fn save_peaks(&mut self, now: Instant, force: bool) {
-        let Some(dir) = self.policy.profile_dir.as_ref() else {
+        let Some(dir) = self.policy.peaks_dir.as_ref() else {
             return;
         };
         if !self.dirty || (!force && self.last_save.is_some_and(|t| now - t < SAVE_EVERY)) {
@@ -680,11 +680,7 @@ impl GpuMemory {
                 .collect(),
             per_process_readings: self.per_process,
             margin_mb: self.policy.margin_mb,
-            profile_file: self
-                .policy
-                .profile_dir
-                .as_ref()
-                .map(|d| d.join("peaks.json")),
+            profile_file: self.policy.peaks_dir.as_ref().map(|d| d.join("peaks.json")),
         }
     }
 }
@@ -698,11 +694,11 @@ fn growth(policy: &VramPolicy, current_mb: f64, base_mb: f64) -> Option<String> 
             ));
         }
     }
-    (current_mb > base_mb + policy.growth_margin_mb).then(|| {
+    (current_mb > base_mb + policy.worker_vram_growth_mb).then(|| {
         format!(
             "GPU memory grew from {base_mb:.0} MB after its first task to {current_mb:.0} MB \
              (more than VRAM_ORCH_WORKER_VRAM_GROWTH_MB={:.0})",
-            policy.growth_margin_mb
+            policy.worker_vram_growth_mb
         )
     })
 }

@@ -64,8 +64,8 @@ fn policy(devices: &[u32]) -> VramPolicy {
         margin_mb: 100.0,
         admission_timeout: Duration::from_secs(5),
         worker_limit_mb: None,
-        growth_margin_mb: 300.0,
-        profile_dir: None,
+        worker_vram_growth_mb: 300.0,
+        peaks_dir: None,
         model_bytes: 16 << 20,
         models: "ppocr-test".into(),
     }
@@ -214,7 +214,7 @@ fn peaks_are_learned_from_samples_and_persist_for_the_next_service() {
     let dir = std::env::temp_dir().join(format!("vo-vram-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut p = policy(&[0]);
-    p.profile_dir = Some(dir.clone());
+    p.peaks_dir = Some(dir.clone());
     let mut m = Machine::new(&[8000.0]);
     let mut gm = GpuMemory::new(p.clone(), true);
     let t = Instant::now();
@@ -243,7 +243,7 @@ fn peaks_are_learned_from_samples_and_persist_for_the_next_service() {
 
 fn policy_with_dir(dir: &std::path::Path) -> VramPolicy {
     let mut p = policy(&[0]);
-    p.profile_dir = Some(dir.to_path_buf());
+    p.peaks_dir = Some(dir.to_path_buf());
     p
 }
 
@@ -278,7 +278,7 @@ fn workers_that_grow_or_pass_the_limit_are_recycled_between_tasks() {
     assert!(verdict[0].1.contains("grew from 800 MB"), "{verdict:?}");
     let mut gm2 = GpuMemory::new(
         VramPolicy {
-            growth_margin_mb: 1e9,
+            worker_vram_growth_mb: 1e9,
             ..p
         },
         true,

@@ -11,6 +11,7 @@ mod config;
 mod dispatcher;
 mod error;
 pub mod gpu;
+mod peak_writer;
 mod procfs;
 mod sampler;
 mod slots;

@@ -14,6 +14,7 @@ use crate::error::TaskError;
 use crate::slots::QueueSlots;
 use crate::snapshot::PoolSnapshot;
 use crate::task::{Completed, Task, TaskInput};
+use crate::worker::{ProcessSpawner, Spawner};
 
 /// Errors returned by [`Supervisor::submit`] at once, before a task is accepted.
 pub type SubmitError = TaskError;
@@ -66,6 +67,15 @@ impl Supervisor {
     /// Starts the dispatcher thread. Every accepted task ends as one [`Completed`] on
     /// `outcomes`.
     pub fn start(config: PoolConfig, outcomes: Sender<Completed>) -> std::io::Result<Supervisor> {
+        Supervisor::start_with(config, outcomes, Box::new(ProcessSpawner))
+    }
+
+    /// [`Supervisor::start`] with workers from `spawner` (fake ones in tests).
+    pub(crate) fn start_with(
+        config: PoolConfig,
+        outcomes: Sender<Completed>,
+        spawner: Box<dyn Spawner>,
+    ) -> std::io::Result<Supervisor> {
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let slots = Arc::new(QueueSlots::new(config.queue_max));
         let default_options = config.default_options;
@@ -81,6 +91,7 @@ impl Supervisor {
             outcomes.clone(),
             Arc::clone(&owed),
             Arc::clone(&slots),
+            spawner,
         );
         let (ledger_, closed_, broken_) =
             (Arc::clone(&owed), Arc::clone(&closed), Arc::clone(&broken));
@@ -165,6 +176,7 @@ impl Supervisor {
             fingerprint,
             pixels,
             vram_wait: None,
+            fresh_worker_from: None,
         };
         ledger(&self.ledger).insert(id);
         if self.commands.send(Command::Submit(Box::new(task))).is_err() {
@@ -259,50 +271,16 @@ impl Drop for Supervisor {
 mod tests {
     use std::path::PathBuf;
 
-    use vram_orch_protocol::{InputKind, Profile};
+    use vram_orch_protocol::InputKind;
 
     use super::*;
-    use crate::config::GpuConfig;
-    use crate::gpu::GpuSource;
 
     /// A pool whose worker never says hello (`cat` waits on its stdin): tasks stay queued.
     fn stalled_pool() -> (Supervisor, crossbeam_channel::Receiver<Completed>) {
         let config = PoolConfig {
             worker_bin: PathBuf::from("/bin/cat"),
-            model_set: "none".into(),
-            model_dir: PathBuf::from("/nonexistent"),
-            ort_dylib: PathBuf::from("/nonexistent"),
-            device: DeviceChoice::Cpu,
-            worker_env: vec![],
             max_workers: 1,
-            queue_max: 16,
-            idle_timeout: None,
-            task_timeout: Duration::from_secs(60),
-            kill_grace: Duration::from_secs(1),
-            startup_timeout: Duration::from_secs(60),
-            max_tasks_per_worker: 0,
-            worker_rss_limit_mb: 0,
-            max_retries: 1,
-            threads_per_worker: 1,
-            vram_limit_mb: None,
-            graph_cache: None,
-            cudnn_conv_algo: "heuristic".into(),
-            cuda_defaults: Vec::new(),
-            gpu: GpuConfig {
-                source: GpuSource::Nvml,
-                margin_mb: 0.0,
-                admission_timeout: Duration::from_secs(1),
-                worker_vram_growth_mb: 0.0,
-                peaks_dir: None,
-            },
-            standby: false,
-            default_options: OcrOptions {
-                profile: Profile::Default,
-                max_input_bytes: 1 << 20,
-                max_pixels: 1 << 20,
-                max_det_pixels: 1 << 20,
-            },
-            max_frame_bytes: 2 << 20,
+            ..crate::dispatcher::fake::config()
         };
         let (tx, rx) = crossbeam_channel::unbounded();
         (Supervisor::start(config, tx).expect("supervisor"), rx)

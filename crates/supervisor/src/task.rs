@@ -70,6 +70,17 @@ pub(crate) struct Task {
     /// Since when it waits for GPU memory, and the numbers of the last refusal
     /// (required MB, available MB, device).
     pub vram_wait: Option<(Instant, f64, f64, u32)>,
+    /// After a crash, the task runs only on a worker started since (ids from this one): a
+    /// warm worker may hold what the crash left behind, and an input that kills one worker
+    /// must not take a second warm one with it.
+    pub fresh_worker_from: Option<u64>,
+}
+
+impl Task {
+    /// Whether worker `id` may run this task.
+    pub fn may_run_on(&self, worker: u64) -> bool {
+        self.fresh_worker_from.is_none_or(|first| worker >= first)
+    }
 }
 
 /// Which worker served a task.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::admission::{estimate_mb, Admission, Decision, PeakBook, Requirement};
 use crate::error::TaskError;
 use crate::gpu::{GpuDevice, GpuReport};
+use crate::peak_writer::PeakWriter;
 
 /// Learned peaks get this much on top (NVML is sampled, a spike can fall between samples).
 const PEAK_HEADROOM: f64 = 0.2;
@@ -131,7 +132,7 @@ pub struct VramSnapshot {
     /// are used instead.
     pub per_process_readings: bool,
     pub margin_mb: f64,
-    pub profile_file: Option<PathBuf>,
+    pub peaks_file: Option<PathBuf>,
 }
 
 pub(crate) struct GpuMemory {
@@ -143,6 +144,8 @@ pub(crate) struct GpuMemory {
     unavailable: Option<String>,
     admission: Admission,
     book: PeakBook,
+    /// Saves `book` (when learned peaks persist).
+    writer: Option<PeakWriter>,
     dirty: bool,
     last_save: Option<Instant>,
     workers: HashMap<u64, WorkerVram>,
@@ -155,9 +158,10 @@ pub(crate) struct GpuMemory {
 
 impl GpuMemory {
     pub fn new(policy: VramPolicy, per_process: bool) -> GpuMemory {
-        let book = match policy.peaks_dir.as_ref().map(|d| d.join("peaks.json")) {
+        let path = policy.peaks_dir.as_ref().map(|d| d.join("peaks.json"));
+        let book = match &path {
             Some(path) => {
-                let (book, warning) = PeakBook::load(&path);
+                let (book, warning) = PeakBook::load(path);
                 if let Some(w) = warning {
                     log::warn!(target: LOG_TARGET, "{w}");
                 } else if !book.peaks_mb.is_empty() {
@@ -172,6 +176,7 @@ impl GpuMemory {
             }
             None => PeakBook::default(),
         };
+        let writer = path.map(PeakWriter::start);
         GpuMemory {
             admission: Admission::new(policy.margin_mb),
             policy,
@@ -180,6 +185,7 @@ impl GpuMemory {
             reading: None,
             unavailable: None,
             book,
+            writer,
             dirty: false,
             last_save: None,
             workers: HashMap::new(),
@@ -629,24 +635,26 @@ impl GpuMemory {
             .or_else(|| self.policy.devices.first().copied())
     }
 
-    /// Writes learned peaks when some are new (at most every few seconds unless `force`).
+    /// Queues learned peaks for saving when some are new (at most every few seconds unless
+    /// `force`); the file is written on the writer's thread.
     pub fn save_peaks(&mut self, now: Instant, force: bool) {
-        let Some(dir) = self.policy.peaks_dir.as_ref() else {
+        let Some(writer) = self.writer.as_ref() else {
             return;
         };
         if !self.dirty || (!force && self.last_save.is_some_and(|t| now - t < SAVE_EVERY)) {
             return;
         }
-        let path = dir.join("peaks.json");
-        match self.book.save(&path) {
-            Ok(()) => self.dirty = false,
-            Err(e) => log::warn!(
-                target: LOG_TARGET,
-                "cannot save learned VRAM peaks to {}: {e}",
-                path.display()
-            ),
-        }
+        writer.write(self.book.clone());
+        self.dirty = false;
         self.last_save = Some(now);
+    }
+
+    /// Saves what is new and returns once it is on disk (the pool is closing).
+    pub fn finish_saving(&mut self, now: Instant) {
+        self.save_peaks(now, true);
+        if let Some(writer) = self.writer.as_mut() {
+            writer.finish();
+        }
     }
 
     pub fn snapshot(&self) -> VramSnapshot {
@@ -680,7 +688,7 @@ impl GpuMemory {
                 .collect(),
             per_process_readings: self.per_process,
             margin_mb: self.policy.margin_mb,
-            profile_file: self.policy.peaks_dir.as_ref().map(|d| d.join("peaks.json")),
+            peaks_file: self.writer.as_ref().map(|w| w.path().to_path_buf()),
         }
     }
 }

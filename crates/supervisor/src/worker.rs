@@ -46,11 +46,75 @@ pub(crate) fn describe_status(status: &ExitStatus) -> (Option<i32>, Option<i32>,
     }
 }
 
-/// The dispatcher's handle on a running worker process.
+/// Starts workers. The dispatcher knows workers only through this and [`WorkerHandle`], so
+/// its state machine can be driven by fake workers in tests.
+pub(crate) trait Spawner: Send {
+    /// Starts worker `id`; everything it says, and its end, arrive on `events` under `id`.
+    /// `gpu` pins it to one GPU (UUID or index); `standby` starts it without sessions.
+    fn spawn(
+        &mut self,
+        id: u64,
+        config: &PoolConfig,
+        gpu: Option<&str>,
+        standby: bool,
+        events: Sender<(u64, WorkerEvent)>,
+    ) -> std::io::Result<Box<dyn WorkerHandle>>;
+}
+
+/// The dispatcher's handle on one running worker.
+pub(crate) trait WorkerHandle: Send {
+    fn pid(&self) -> u32;
+    /// Queues a frame for the worker; false when its stdin is already closed.
+    fn send(&self, request: Request, payload: Arc<Vec<u8>>) -> bool;
+    /// Closes its stdin: a healthy worker exits on EOF.
+    fn close_stdin(&mut self);
+    /// Signals the worker's whole process group.
+    fn signal(&self, signal: Signal);
+    /// Stopped (SIGSTOP, a debugger): it would hold a task until its time limit.
+    fn is_stopped(&self) -> bool;
+    fn rss_bytes(&self) -> Option<u64>;
+}
+
+/// Starts real worker processes (the `vram-orch-worker` executable).
+pub(crate) struct ProcessSpawner;
+
+impl Spawner for ProcessSpawner {
+    fn spawn(
+        &mut self,
+        id: u64,
+        config: &PoolConfig,
+        gpu: Option<&str>,
+        standby: bool,
+        events: Sender<(u64, WorkerEvent)>,
+    ) -> std::io::Result<Box<dyn WorkerHandle>> {
+        WorkerProcess::spawn(id, config, gpu, standby, events)
+            .map(|w| Box::new(w) as Box<dyn WorkerHandle>)
+    }
+}
+
+/// Frames on their way to a worker's stdin; closing it closes the stdin (EOF = exit).
+pub(crate) struct Requests(Option<Sender<(Request, Arc<Vec<u8>>)>>);
+
+impl Requests {
+    pub fn new(tx: Sender<(Request, Arc<Vec<u8>>)>) -> Requests {
+        Requests(Some(tx))
+    }
+
+    pub fn send(&self, request: Request, payload: Arc<Vec<u8>>) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|tx| tx.send((request, payload)).is_ok())
+    }
+
+    pub fn close(&mut self) {
+        self.0 = None;
+    }
+}
+
+/// A running worker process: its pid and the channel of its writer thread.
 pub(crate) struct WorkerProcess {
-    pub pid: u32,
-    /// Requests for the writer thread; dropping it closes the worker's stdin (EOF = exit).
-    requests: Option<Sender<(Request, Arc<Vec<u8>>)>>,
+    pid: u32,
+    requests: Requests,
 }
 
 impl WorkerProcess {
@@ -60,7 +124,7 @@ impl WorkerProcess {
     ///
     /// `gpu` pins it to one GPU, named by UUID (or index) in CUDA_VISIBLE_DEVICES, so CUDA's
     /// own device order cannot place it elsewhere; it then sees that GPU as cuda:0.
-    pub fn spawn(
+    fn spawn(
         id: u64,
         config: &PoolConfig,
         gpu: Option<&str>,
@@ -180,26 +244,35 @@ impl WorkerProcess {
             })?;
         Ok(WorkerProcess {
             pid,
-            requests: Some(req_tx),
+            requests: Requests::new(req_tx),
         })
     }
+}
 
-    /// Queues a frame for the worker; false when its stdin is already closed.
-    pub fn send(&self, request: Request, payload: Arc<Vec<u8>>) -> bool {
-        self.requests
-            .as_ref()
-            .is_some_and(|tx| tx.send((request, payload)).is_ok())
+impl WorkerHandle for WorkerProcess {
+    fn pid(&self) -> u32 {
+        self.pid
     }
 
-    /// Closes stdin: a healthy worker exits on EOF.
-    pub fn close_stdin(&mut self) {
-        self.requests = None;
+    fn send(&self, request: Request, payload: Arc<Vec<u8>>) -> bool {
+        self.requests.send(request, payload)
     }
 
-    /// Signals the worker's whole process group.
-    pub fn signal(&self, signal: Signal) {
+    fn close_stdin(&mut self) {
+        self.requests.close();
+    }
+
+    fn signal(&self, signal: Signal) {
         // ESRCH just means it is already gone.
         let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+    }
+
+    fn is_stopped(&self) -> bool {
+        crate::procfs::is_stopped(self.pid)
+    }
+
+    fn rss_bytes(&self) -> Option<u64> {
+        crate::procfs::rss_bytes(self.pid)
     }
 }
 
@@ -245,6 +318,25 @@ pub(crate) fn parse_log_line(line: &str) -> (log::Level, &str) {
 /// Receives worker events as one stream for the dispatcher.
 pub(crate) type WorkerEvents = Receiver<(u64, WorkerEvent)>;
 
+/// Marks every fd from 3 up close-on-exec in a child between fork and exec (its stdio is
+/// already in place): the service's listening sockets and open files would otherwise stay
+/// open in every worker. Marked rather than closed: std's own pipe that reports a failed
+/// exec must live until the exec. `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11), else
+/// `fcntl` per possible fd.
+fn close_inherited_fds() {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: plain syscalls on fds of this (child) process; no memory is touched.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
+            return;
+        }
+        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65_536) as i32;
+        for fd in 3..max {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,24 +358,5 @@ mod tests {
         let (code, sig, text) = describe_status(&ExitStatus::from_raw(11));
         assert_eq!((code, sig), (None, Some(11)));
         assert!(text.contains("SIGSEGV"), "{text}");
-    }
-}
-
-/// Marks every fd from 3 up close-on-exec in a child between fork and exec (its stdio is
-/// already in place): the service's listening sockets and open files would otherwise stay
-/// open in every worker. Marked rather than closed: std's own pipe that reports a failed
-/// exec must live until the exec. `close_range(CLOSE_RANGE_CLOEXEC)` (Linux 5.11), else
-/// `fcntl` per possible fd.
-fn close_inherited_fds() {
-    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-    // SAFETY: plain syscalls on fds of this (child) process; no memory is touched.
-    unsafe {
-        if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
-            return;
-        }
-        let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(256, 65_536) as i32;
-        for fd in 3..max {
-            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-        }
     }
 }

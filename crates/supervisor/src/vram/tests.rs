@@ -4,9 +4,12 @@
 use super::*;
 use crate::gpu::GpuProcess;
 
+/// (NVML index, total MB, (pid, MB) of each process using it).
+type Device = (u32, f64, Vec<(u32, f64)>);
+
 /// A scripted multi-GPU machine.
 struct Machine {
-    devices: Vec<(u32, f64, Vec<(u32, f64)>)>,
+    devices: Vec<Device>,
 }
 
 impl Machine {
@@ -227,7 +230,7 @@ fn peaks_are_learned_from_samples_and_persist_for_the_next_service() {
         gm.on_reading(t + Duration::from_millis(20 * i as u64), m.report());
     }
     assert_eq!(gm.task_finished(1, t), Some(1400.0));
-    gm.save_peaks(t, true);
+    gm.finish_saving(t);
     let mut restarted = GpuMemory::new(p, true);
     restarted.on_reading(t, m.report());
     let (_, need) = restarted.requirement("default", 0, PX);

@@ -397,3 +397,20 @@ def test_a_pool_dropped_without_close_is_collected_with_its_workers_and_threads(
         timeout=180,
     )
     assert run.returncode == 0, run.stderr[-3000:]  # the child asserts each point
+
+
+def test_a_crashed_task_is_retried_on_a_fresh_worker_not_on_another_warm_one(
+    make_pool, tmp_path
+):
+    # An input that kills one worker must not take a second warm one with it: the retry
+    # runs on a worker started after the crash.
+    worker = ScriptedWorker(tmp_path)
+    worker.on("poison", crash=signal.SIGSEGV, times=1)
+    pool = make_pool(worker_bin=str(worker.path), max_workers=2, free_vram_on_idle=False)
+    pool.warm_up(2)
+    assert wait_for(lambda: len(worker_pids(pool, "idle")) == 2, 30)
+    warm = set(worker_pids(pool))
+    result = pool.ocr(b"poison")
+    assert result["attempts"] == 2
+    assert result["worker"]["pid"] not in warm, (result["worker"], warm)
+    assert result["worker"]["tasks_served"] == 1

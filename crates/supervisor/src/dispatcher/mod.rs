@@ -41,6 +41,8 @@ const IDLE_LINGER: Duration = Duration::from_millis(100);
 /// Inputs remembered as having crashed a worker (no retry for them).
 const CRASHED_INPUTS_KEPT: usize = 256;
 const RECENT_EXITS_KEPT: usize = 32;
+/// Starts in a row killed or stopped from outside that are replaced before the queue fails.
+const START_RETRIES: u32 = 2;
 /// Python logger name of pool events (pyo3-log maps targets onto logger names).
 const LOG_TARGET: &str = "vram_orchestrator.pool";
 
@@ -86,6 +88,8 @@ pub(crate) struct Dispatcher {
     readings: Receiver<Reading>,
     /// A standby worker failed to start: no more standbys (they would fail the same way).
     standby_broken: bool,
+    /// Starts in a row that were killed or stopped from outside, and replaced.
+    start_retries: u32,
 }
 
 impl Dispatcher {
@@ -122,6 +126,7 @@ impl Dispatcher {
             sampler,
             readings,
             standby_broken: false,
+            start_retries: 0,
             config,
             commands,
             events_tx,

@@ -600,3 +600,81 @@ fn every_accepted_task_ends_exactly_once_under_mixed_faults() {
     assert!(ended.values().all(|&n| n == 1), "each once");
     assert!(p.plan.live_pids().is_empty());
 }
+
+#[test]
+fn a_worker_killed_from_outside_while_starting_is_replaced_not_the_queue_failed() {
+    // The OOM killer, say, while the worker loads its models.
+    let p = pool_starting(
+        PoolConfig {
+            max_workers: 1,
+            ..config()
+        },
+        &[Start::Silent],
+    );
+    let ids: Vec<u64> = (0..3).map(|_| p.submit("ok")).collect();
+    let snap = p.wait_until("a starting worker", |s| s.workers.len() == 1);
+    p.plan.signal(snap.workers[0].pid, Signal::SIGKILL);
+    for id in ids {
+        assert_eq!(p.success(id).attempts, 1);
+    }
+    p.wait_exits("crash", 1);
+    p.close_clean();
+}
+
+#[test]
+fn a_worker_stopped_while_starting_is_replaced_at_the_startup_timeout() {
+    let p = pool_starting(
+        PoolConfig {
+            max_workers: 1,
+            startup_timeout: Duration::from_millis(100),
+            ..config()
+        },
+        &[Start::Silent],
+    );
+    p.handle.warm_up(1);
+    let snap = p.wait_until("a starting worker", |s| s.workers.len() == 1);
+    let stopped = snap.workers[0].pid;
+    p.plan.signal(stopped, Signal::SIGSTOP);
+    let until = Instant::now() + PATIENCE;
+    while !p.plan.is_stopped(stopped) {
+        assert!(Instant::now() < until, "the fake never stopped");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let id = p.submit("ok");
+    assert_ne!(p.success(id).worker.pid, stopped);
+    p.close_clean();
+}
+
+#[test]
+fn starts_killed_again_and_again_fail_the_queue_in_the_end() {
+    let p = pool_starting(
+        PoolConfig {
+            max_workers: 1,
+            ..config()
+        },
+        &[Start::Silent; 5],
+    );
+    let id = p.submit("ok");
+    let mut killed = Vec::new();
+    let until = Instant::now() + PATIENCE;
+    let outcome = loop {
+        if let Ok(done) = p.outcomes.try_recv() {
+            assert_eq!(done.id, id);
+            break done.outcome;
+        }
+        for pid in p.plan.live_pids() {
+            if !killed.contains(&pid) {
+                killed.push(pid);
+                p.plan.signal(pid, Signal::SIGKILL);
+            }
+        }
+        assert!(Instant::now() < until, "the task never ended");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    match outcome {
+        Err(TaskError::Setup { message }) => assert!(message.contains("SIGKILL"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(killed.len(), 3, "two replacements, then the queue fails");
+    p.close_clean();
+}

@@ -42,6 +42,15 @@ impl Dispatcher {
                     }
                 }
                 Timer::StartupTimeout => {
+                    let stopped = self
+                        .workers
+                        .get(&id)
+                        .is_some_and(|w| w.process.is_stopped());
+                    if stopped && self.start_retry() {
+                        let detail = "stopped (SIGSTOP or a debugger) while starting".to_string();
+                        self.stop(id, ExitReason::Crash, detail, Some(Signal::SIGKILL));
+                        continue;
+                    }
                     let limit = self.config.startup_timeout.as_secs_f64();
                     let detail = format!("not ready after {limit} s");
                     self.last_startup_error = Some(format!("the worker was {detail}"));

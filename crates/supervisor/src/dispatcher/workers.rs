@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use vram_orch_protocol::{ErrorKind, Hello, Response, PROTOCOL_VERSION};
 
-use super::{Dispatcher, LOG_TARGET, RECENT_EXITS_KEPT};
+use super::{Dispatcher, LOG_TARGET, RECENT_EXITS_KEPT, START_RETRIES};
 use crate::error::TaskError;
 use crate::snapshot::ExitRecord;
 use crate::task::{Task, TaskSuccess, WorkerStamp};
@@ -89,6 +89,16 @@ impl Worker {
 
 impl Dispatcher {
     // ---- workers -------------------------------------------------------------------
+
+    /// Whether a start that failed by chance (killed or stopped from outside) may be
+    /// replaced: at most [`START_RETRIES`] in a row, then the queue fails with the reason.
+    pub(super) fn start_retry(&mut self) -> bool {
+        if self.start_retries >= START_RETRIES {
+            return false;
+        }
+        self.start_retries += 1;
+        true
+    }
 
     pub(super) fn live_workers(&self) -> usize {
         self.workers
@@ -242,6 +252,7 @@ impl Dispatcher {
                     );
                 worker.standby = hello.standby;
                 worker.hello = Some(hello);
+                self.start_retries = 0;
                 if matches!(worker.state, State::Starting) {
                     worker.state = State::Idle {
                         since: Instant::now(),
@@ -356,6 +367,11 @@ impl Dispatcher {
         let was_starting = matches!(worker.state, State::Starting);
         let (reason, detail) = match worker.stop_reason {
             Some(r) => r,
+            // Killed from outside while loading (the OOM killer, say): nothing says the
+            // next start fails too, so a few are replaced before the queue is failed.
+            None if was_starting && signal.is_some() && self.start_retry() => {
+                (ExitReason::Crash, "killed while starting".to_string())
+            }
             None if was_starting => (ExitReason::StartupFailed, String::new()),
             None => (ExitReason::Crash, String::new()),
         };

@@ -41,9 +41,18 @@ impl Dispatcher {
         stderr_tail: String,
     ) {
         // A poison input submitted again is not retried; this task's own retries are
-        // bounded by max_retries alone.
+        // bounded by max_retries alone. A worker killed from outside (SIGKILL, SIGTERM: an
+        // operator, the OOM killer) does not mark its input as poison.
         let crashed_before = task.attempts == 1 && self.crashed_inputs.contains(&task.fingerprint);
-        if !self.crashed_inputs.contains(&task.fingerprint) {
+        let outside = [
+            Signal::SIGKILL,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ]
+        .iter()
+        .any(|s| signal == Some(*s as i32));
+        if !outside && !self.crashed_inputs.contains(&task.fingerprint) {
             if self.crashed_inputs.len() == CRASHED_INPUTS_KEPT {
                 self.crashed_inputs.pop_front();
             }

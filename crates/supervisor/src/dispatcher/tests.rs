@@ -678,3 +678,20 @@ fn starts_killed_again_and_again_fail_the_queue_in_the_end() {
     assert_eq!(killed.len(), 3, "two replacements, then the queue fails");
     p.close_clean();
 }
+
+#[test]
+fn an_input_whose_worker_was_killed_from_outside_is_still_retried_next_time() {
+    let p = pool(config());
+    for _ in 0..2 {
+        let id = p.submit("ok 300");
+        let snap = p.wait_until("running", |s| s.in_flight == 1);
+        let busy = snap.workers.iter().find(|w| w.state == "busy").unwrap().pid;
+        p.plan.signal(busy, Signal::SIGKILL);
+        assert_eq!(p.success(id).attempts, 2, "retried, the second time too");
+    }
+    // A crash of its own (SIGSEGV) does mark an input.
+    crashed_attempts(p.outcome(p.submit("crash")));
+    let (attempts, _) = crashed_attempts(p.outcome(p.submit("crash")));
+    assert_eq!(attempts, 1);
+    p.close_clean();
+}

@@ -168,6 +168,9 @@ pub fn run(args: &Args, started: Instant) -> ExitCode {
                     None => ocr(engine, &page, activate_ms),
                     Some(request) => analyze_page(engine, &page, request, activate_ms),
                 }));
+                if let Ok(Ok(result)) = &done {
+                    trim_after_large_input(result);
+                }
                 let done = match done {
                     Ok(done) => done,
                     Err(panic) => {
@@ -395,6 +398,25 @@ fn error_kind(e: &OcrError) -> ErrorKind {
         OcrError::InvalidInput(_) => ErrorKind::InvalidInput,
         OcrError::Setup(_) => ErrorKind::Setup,
         OcrError::Inference(_) => ErrorKind::Inference,
+    }
+}
+
+/// Inputs of more pixels than this are large: an A4 page at 400 dpi is 15.5 MP.
+const LARGE_INPUT_PIXELS: u64 = 16_000_000;
+
+/// After a large input, gives the memory the task freed back to the system. glibc keeps
+/// freed blocks below its mmap threshold (up to 32 MB each: ONNX Runtime's intermediate
+/// tensors, resize buffers) in its heaps, so a worker stayed ~190 MB bigger after one 36 MP
+/// page. Ordinary pages are left alone: the next page reuses that memory, and giving it
+/// back after each would cost every page its page faults again. Done before the answer,
+/// so the supervisor's RSS check after the task (worker_rss_limit_mb) sees the real size.
+fn trim_after_large_input(result: &OcrResult) {
+    if u64::from(result.width) * u64::from(result.height) > LARGE_INPUT_PIXELS {
+        // SAFETY: malloc_trim only returns the allocator's free memory to the system.
+        #[cfg(target_env = "gnu")]
+        unsafe {
+            libc::malloc_trim(0)
+        };
     }
 }
 

@@ -32,14 +32,18 @@ format: ## Format Rust and Python code
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all
 	$(PYTHON) -m ruff format python tests bench examples scripts
 
-lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff
+lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff, stubtest
 	cargo fmt --all --check
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all --check
-	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release $(WORKER) --workspace --all-targets -- -D warnings
 	$(PYTHON) -m ruff check .
+	@# The work tree's _native.pyi against the installed extension (install first).
+	MYPYPATH=python $(PYTHON) -m mypy.stubtest vram_orchestrator._native
 
 test-rust: ## Rust unit and integration tests (models needed: installs first)
+	@# Both runs include bounded property tests of bad input (frames: crates/protocol/tests,
+	@# images: crates/ocr/src/decode/fuzz.rs), no models needed; PROPTEST_CASES=N runs longer.
 	cargo test --release -p vram-orch-protocol -p vram-orch-supervisor
 	paths=($$($(RESOLVE))) && \
 	  ORT_DISABLE_TELEMETRY=1 VRAM_ORCH_MODEL_DIR=$${paths[0]} VRAM_ORCH_ORT_DYLIB=$${paths[1]} \

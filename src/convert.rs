@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 use vram_orch_supervisor::{
@@ -22,10 +22,10 @@ where
 {
     let item = d
         .get_item(key)?
-        .ok_or_else(|| PyKeyError::new_err(format!("native config lacks {key:?}")))?;
+        .ok_or_else(|| PyKeyError::new_err(format!("analysis request lacks {key:?}")))?;
     item.extract::<T>().map_err(|e| {
         let e: PyErr = e.into();
-        PyValueError::new_err(format!("native config {key:?}: {e}"))
+        PyValueError::new_err(format!("analysis request {key:?}: {e}"))
     })
 }
 
@@ -41,8 +41,32 @@ pub fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.0, MAX_SECONDS))
 }
 
-pub fn profile(text: &str) -> PyResult<Profile> {
-    match text {
+fn duration(obj: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    Ok(seconds(obj.extract()?))
+}
+
+fn optional_duration(obj: &Bound<'_, PyAny>) -> PyResult<Option<Duration>> {
+    Ok(obj.extract::<Option<f64>>()?.map(seconds))
+}
+
+/// "cpu" as no GPU indices, else the NVML indices of the GPUs workers may use.
+fn device_choice(obj: &Bound<'_, PyAny>) -> PyResult<DeviceChoice> {
+    let gpus: Vec<u32> = obj.extract()?;
+    Ok(if gpus.is_empty() {
+        DeviceChoice::Cpu
+    } else {
+        DeviceChoice::Cuda(gpus)
+    })
+}
+
+/// A scripted GPU file, or None for NVML.
+fn gpu_source(obj: &Bound<'_, PyAny>) -> PyResult<GpuSource> {
+    let scripted: Option<PathBuf> = obj.extract()?;
+    Ok(scripted.map_or(GpuSource::Nvml, GpuSource::Scripted))
+}
+
+fn profile(obj: &Bound<'_, PyAny>) -> PyResult<Profile> {
+    match obj.extract::<String>()?.as_str() {
         "default" => Ok(Profile::Default),
         "reference" => Ok(Profile::Reference),
         other => Err(PyValueError::new_err(format!(
@@ -51,84 +75,184 @@ pub fn profile(text: &str) -> PyResult<Profile> {
     }
 }
 
-/// Task options from a dict with `profile`, `max_input_bytes`, `max_pixels`,
-/// `max_det_pixels`.
-pub fn ocr_options(d: &Bound<'_, PyDict>) -> PyResult<OcrOptions> {
-    Ok(OcrOptions {
-        profile: profile(&get::<String>(d, "profile")?)?,
-        max_input_bytes: get(d, "max_input_bytes")?,
-        max_pixels: get(d, "max_pixels")?,
-        max_det_pixels: get(d, "max_det_pixels")?,
-    })
+// The pool's configuration as `vram_orchestrator._native_config` builds it (validated
+// there). The derive reads each field as the Python attribute of the same name, so Python
+// and Rust share one name per setting, and a missing or mistyped attribute fails naming it.
+// The fields are those of the supervisor's `PoolConfig`, `GpuConfig` and `OcrOptions`, named
+// as the settings are, except that durations drop the settings' `_s` (seconds in Python, a
+// `Duration` here).
+
+/// `OcrOptions`: a task's profile and input limits.
+#[derive(FromPyObject)]
+pub struct NativeOcrOptions {
+    #[pyo3(from_py_with = profile)]
+    profile: Profile,
+    max_input_bytes: u64,
+    max_pixels: u64,
+    max_det_pixels: u64,
 }
 
-/// The pool config from the dict the Python layer built (already validated there).
-pub fn pool_config(d: &Bound<'_, PyDict>) -> PyResult<PoolConfig> {
-    // "cpu", or the NVML indices of the GPUs workers may use.
-    let gpus: Vec<u32> = get(d, "gpus")?;
-    let device = if gpus.is_empty() {
-        DeviceChoice::Cpu
-    } else {
-        DeviceChoice::Cuda(gpus)
-    };
-    let scripted: Option<PathBuf> = get(d, "scripted_gpu")?;
-    let gpu = GpuConfig {
-        source: scripted.map_or(GpuSource::Nvml, GpuSource::Scripted),
-        margin_mb: get(d, "vram_margin_mb")?,
-        admission_timeout: seconds(get(d, "admission_timeout_s")?),
-        worker_vram_growth_mb: get(d, "vram_growth_mb")?,
-        peaks_dir: get(d, "profile_dir")?,
-    };
-    let idle_timeout_s: Option<f64> = get(d, "idle_timeout_s")?;
-    let vram_limit_mb: Option<u64> = get(d, "vram_limit_mb")?;
-    Ok(PoolConfig {
-        worker_bin: get::<PathBuf>(d, "worker_bin")?,
-        model_set: get(d, "model_set")?,
-        model_dir: get::<PathBuf>(d, "model_dir")?,
-        ort_dylib: get::<PathBuf>(d, "ort_dylib")?,
-        device,
-        worker_env: get(d, "worker_env")?,
-        max_workers: get(d, "max_workers")?,
-        queue_max: get(d, "queue_max")?,
-        idle_timeout: idle_timeout_s.map(seconds),
-        task_timeout: seconds(get(d, "task_timeout_s")?),
-        kill_grace: seconds(get(d, "kill_grace_s")?),
-        startup_timeout: seconds(get(d, "startup_timeout_s")?),
-        max_tasks_per_worker: get(d, "max_tasks_per_worker")?,
-        worker_rss_limit_mb: get(d, "worker_rss_limit_mb")?,
-        max_retries: get(d, "max_retries")?,
-        threads_per_worker: get(d, "threads_per_worker")?,
-        vram_limit_mb,
-        graph_cache: get(d, "graph_cache")?,
-        cudnn_conv_algo: get(d, "cudnn_conv_algo")?,
-        cuda_defaults: get(d, "cuda_defaults")?,
-        gpu,
-        standby: get(d, "standby")?,
-        default_options: ocr_options(d)?,
-        max_frame_bytes: get(d, "max_frame_bytes")?,
-    })
+impl From<NativeOcrOptions> for OcrOptions {
+    fn from(o: NativeOcrOptions) -> OcrOptions {
+        OcrOptions {
+            profile: o.profile,
+            max_input_bytes: o.max_input_bytes,
+            max_pixels: o.max_pixels,
+            max_det_pixels: o.max_det_pixels,
+        }
+    }
+}
+
+/// `GpuConfig`: GPU memory settings (durations in seconds).
+#[derive(FromPyObject)]
+struct NativeGpuConfig {
+    #[pyo3(from_py_with = gpu_source)]
+    source: GpuSource,
+    vram_margin_mb: f64,
+    #[pyo3(from_py_with = duration)]
+    admission_timeout: Duration,
+    worker_vram_growth_mb: f64,
+    peaks_dir: Option<PathBuf>,
+}
+
+impl From<NativeGpuConfig> for GpuConfig {
+    fn from(g: NativeGpuConfig) -> GpuConfig {
+        GpuConfig {
+            source: g.source,
+            vram_margin_mb: g.vram_margin_mb,
+            admission_timeout: g.admission_timeout,
+            worker_vram_growth_mb: g.worker_vram_growth_mb,
+            peaks_dir: g.peaks_dir,
+        }
+    }
+}
+
+/// `PoolConfig` (durations in seconds; `device` as NVML indices, none for the CPU).
+#[derive(FromPyObject)]
+struct NativePoolConfig {
+    worker_bin: PathBuf,
+    model_set: String,
+    model_dir: PathBuf,
+    ort_dylib: PathBuf,
+    #[pyo3(from_py_with = device_choice)]
+    device: DeviceChoice,
+    worker_env: Vec<(String, String)>,
+    max_workers: usize,
+    queue_max: usize,
+    #[pyo3(from_py_with = optional_duration)]
+    idle_timeout: Option<Duration>,
+    #[pyo3(from_py_with = duration)]
+    task_timeout: Duration,
+    #[pyo3(from_py_with = duration)]
+    kill_grace: Duration,
+    #[pyo3(from_py_with = duration)]
+    startup_timeout: Duration,
+    max_tasks_per_worker: u64,
+    worker_rss_limit_mb: u64,
+    max_retries: u32,
+    threads: usize,
+    worker_vram_limit_mb: Option<u64>,
+    graph_cache_dir: Option<PathBuf>,
+    cudnn_conv_algo: String,
+    cuda_defaults: Vec<String>,
+    gpu: NativeGpuConfig,
+    standby: bool,
+    default_options: NativeOcrOptions,
+    max_frame_bytes: usize,
+}
+
+impl From<NativePoolConfig> for PoolConfig {
+    fn from(c: NativePoolConfig) -> PoolConfig {
+        PoolConfig {
+            worker_bin: c.worker_bin,
+            model_set: c.model_set,
+            model_dir: c.model_dir,
+            ort_dylib: c.ort_dylib,
+            device: c.device,
+            worker_env: c.worker_env,
+            max_workers: c.max_workers,
+            queue_max: c.queue_max,
+            idle_timeout: c.idle_timeout,
+            task_timeout: c.task_timeout,
+            kill_grace: c.kill_grace,
+            startup_timeout: c.startup_timeout,
+            max_tasks_per_worker: c.max_tasks_per_worker,
+            worker_rss_limit_mb: c.worker_rss_limit_mb,
+            max_retries: c.max_retries,
+            threads: c.threads,
+            worker_vram_limit_mb: c.worker_vram_limit_mb,
+            graph_cache_dir: c.graph_cache_dir,
+            cudnn_conv_algo: c.cudnn_conv_algo,
+            cuda_defaults: c.cuda_defaults,
+            gpu: c.gpu.into(),
+            standby: c.standby,
+            default_options: c.default_options.into(),
+            max_frame_bytes: c.max_frame_bytes,
+        }
+    }
+}
+
+/// The supervisor's config from a `NativePoolConfig`. A bad field fails with the path to it
+/// and the reason in the message (pyo3 keeps the inner reasons as causes, which a
+/// traceback shows but `str(error)` does not).
+pub fn pool_config(obj: &Bound<'_, PyAny>) -> PyResult<PoolConfig> {
+    let py = obj.py();
+    obj.extract::<NativePoolConfig>()
+        .map(Into::into)
+        .map_err(|e| {
+            if e.get_type(py).is(py.get_type::<PyAttributeError>()) {
+                return e; // a missing field: the message names it
+            }
+            let mut reasons = vec![e.value(py).to_string()];
+            let mut cause = e.cause(py);
+            while let Some(inner) = cause {
+                reasons.push(inner.value(py).to_string());
+                cause = inner.cause(py);
+            }
+            let error = PyTypeError::new_err(reasons.join(": "));
+            error.set_cause(py, Some(e));
+            error
+        })
+}
+
+/// An input as taken from Python under the GIL. Bytearrays and arrays are copied then
+/// (another thread could change them); immutable bytes are only borrowed, to be copied by
+/// [`Image::to_input`] without the GIL.
+pub enum Image<'a> {
+    Ready(TaskInput),
+    Bytes(&'a [u8]),
+}
+
+impl Image<'_> {
+    /// The task input (for bytes, the copy into the frame buffer).
+    pub fn to_input(&self) -> TaskInput {
+        match self {
+            Image::Ready(input) => input.clone(),
+            Image::Bytes(bytes) => encoded(bytes.to_vec()),
+        }
+    }
 }
 
 /// A path (str), encoded bytes, or a numpy uint8 array (HxW, HxWx1/3/4). Arrays are read
 /// in place (one copy, into the frame buffer); nothing is copied on the Python side.
-pub fn task_input(image: &Bound<'_, PyAny>) -> PyResult<TaskInput> {
+pub fn image<'a>(image: &'a Bound<'_, PyAny>) -> PyResult<Image<'a>> {
     if image.cast::<PyString>().is_ok() {
-        return Ok(TaskInput {
+        return Ok(Image::Ready(TaskInput {
             kind: InputKind::Path {
                 path: image.extract::<String>()?,
             },
             payload: Arc::new(Vec::new()),
             analyze: None,
-        });
+        }));
     }
     if let Ok(bytes) = image.cast::<PyBytes>() {
-        return Ok(encoded(bytes.as_bytes().to_vec()));
+        return Ok(Image::Bytes(bytes.as_bytes()));
     }
     if let Ok(bytes) = image.cast::<PyByteArray>() {
-        return Ok(encoded(bytes.to_vec()));
+        return Ok(Image::Ready(encoded(bytes.to_vec())));
     }
     if let Ok(array) = image.extract::<PyReadonlyArrayDyn<'_, u8>>() {
-        return raw(&array);
+        return raw(&array).map(Image::Ready);
     }
     let type_name = image.get_type().name()?;
     Err(PyTypeError::new_err(format!(

@@ -1,8 +1,10 @@
 //! `vram_orchestrator._native`: the thin PyO3 layer over the supervisor.
 //!
 //! It converts Python values to Rust and back, maps errors onto the exception classes, and
-//! releases the GIL around anything that waits. Pool logic lives in `vram-orch-supervisor`.
+//! releases the GIL around anything heavy or waiting (`blocking`). Pool logic lives in
+//! `vram-orch-supervisor`.
 
+mod blocking;
 mod convert;
 mod errors;
 mod pool;
@@ -12,14 +14,14 @@ use pyo3::prelude::*;
 /// NVML's view of the GPUs as JSON (`{"status": "available"|"unavailable", ...}`).
 #[pyfunction]
 #[pyo3(signature = (scripted=None))]
-fn gpu_probe_json(py: Python<'_>, scripted: Option<std::path::PathBuf>) -> String {
+fn gpu_probe_json(py: Python<'_>, scripted: Option<std::path::PathBuf>) -> PyResult<String> {
     let source = scripted.map_or(
         vram_orch_supervisor::GpuSource::Nvml,
         vram_orch_supervisor::GpuSource::Scripted,
     );
-    let report = py.detach(move || source.probe());
-    serde_json::to_string(&report)
-        .unwrap_or_else(|e| format!("{{\"status\":\"unavailable\",\"reason\":\"{e}\"}}"))
+    let report = blocking::blocking(py, |_| Some(source.probe()))?;
+    Ok(serde_json::to_string(&report)
+        .unwrap_or_else(|e| format!("{{\"status\":\"unavailable\",\"reason\":\"{e}\"}}")))
 }
 
 #[pymodule]

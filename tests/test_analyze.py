@@ -188,7 +188,7 @@ def test_empty_bytes_are_invalid_input(pool):
 
 def test_analysis_runs_the_default_profile_in_a_reference_pool(make_pool):
     pool = make_pool(
-        free_vram_on_idle=False, max_workers=1, ocr_profile="reference", ocr_models="ppocr-v4"
+        free_vram_on_idle=False, max_workers=1, ocr_profile="reference", model_set="ppocr-v4"
     )
     result = pool.analyze(table_page(4, 3))
     assert any(r["label"] == "table" for r in result["regions"])

@@ -16,7 +16,7 @@ from vram_orchestrator.settings import ENV_VARS, Settings, markdown_table
         ({"VRAM_ORCH_DEVICE": "tpu"}, "VRAM_ORCH_DEVICE", "'tpu'", "auto, cpu, cuda or cuda:N"),
         ({"VRAM_ORCH_TASK_TIMEOUT_S": "-5"}, "VRAM_ORCH_TASK_TIMEOUT_S", "'-5'", "> 0"),
         ({"VRAM_ORCH_KILL_GRACE_S": "soon"}, "VRAM_ORCH_KILL_GRACE_S", "'soon'", "seconds"),
-        ({"VRAM_ORCH_MAX_WORKERS": "0"}, "VRAM_ORCH_MAX_WORKERS", "'0'", ">= 1"),
+        ({"VRAM_ORCH_MAX_WORKERS": "0"}, "VRAM_ORCH_MAX_WORKERS", "'0'", "from 1 to"),
         (
             {"VRAM_ORCH_CUDNN_CONV_ALGO": "fast"},
             "VRAM_ORCH_CUDNN_CONV_ALGO",
@@ -90,7 +90,58 @@ def test_readme_configuration_table_matches_the_code():
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1, 10**30, "ppocr-v9", ""])
 def test_string_choices_refuse_numbers_and_unknown_names(bad):
-    for keyword in ("ocr_models", "cudnn_conv_algo"):
+    for keyword in ("model_set", "cudnn_conv_algo"):
         with pytest.raises(vo.ConfigError) as info:
             Settings.load({keyword: bad}, environ={})
         assert keyword in str(info.value) and "expected" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["1", "0", "1.5", "nan", "-1"])
+def test_number_like_cuda_defaults_are_refused_with_the_allowed_names(value):
+    with pytest.raises(vo.ConfigError) as info:
+        Settings.load(environ={"VRAM_ORCH_CUDA_DEFAULTS": value})
+    message = str(info.value)
+    assert "VRAM_ORCH_CUDA_DEFAULTS" in message and repr(value) in message, message
+    assert "gpu_mem_limit" in message  # what is allowed
+    with pytest.raises(vo.ConfigError, match="argument cuda_defaults"):
+        Settings.load({"cuda_defaults": float(value)}, environ={})
+
+
+def test_every_default_is_the_settings_field_default():
+    """Defaults are written once, on the Settings fields; the variables and the README's
+    table read them from there."""
+    defaults = Settings()
+    assert Settings.load(environ={}) == defaults
+    for var in ENV_VARS:
+        assert var.default == getattr(defaults, var.keyword), var.name
+    assert [v.keyword for v in ENV_VARS] == list(defaults.as_dict())
+
+
+def test_peaks_dir_takes_its_earlier_name_and_the_new_name_wins(tmp_path, caplog):
+    new, old = str(tmp_path / "new"), str(tmp_path / "old")
+    s = Settings.load(environ={"VRAM_ORCH_PROFILE_DIR": old})
+    assert s.peaks_dir == old and s.sources["peaks_dir"] == "env VRAM_ORCH_PROFILE_DIR"
+    assert Settings.load({"profile_dir": old}, environ={}).peaks_dir == old
+    with caplog.at_level("WARNING", logger="vram_orchestrator"):
+        s = Settings.load(environ={"VRAM_ORCH_PEAKS_DIR": new, "VRAM_ORCH_PROFILE_DIR": old})
+    assert s.peaks_dir == new and s.sources["peaks_dir"] == "env VRAM_ORCH_PEAKS_DIR"
+    [warning] = caplog.records
+    assert "VRAM_ORCH_PROFILE_DIR" in warning.getMessage() and "ignored" in warning.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="vram_orchestrator"):
+        s = Settings.load({"peaks_dir": new, "profile_dir": old}, environ={})
+        assert s.peaks_dir == new
+        same = Settings.load(environ={"VRAM_ORCH_PEAKS_DIR": new, "VRAM_ORCH_PROFILE_DIR": new})
+        assert same.peaks_dir == new
+    assert ["profile_dir" in r.getMessage() for r in caplog.records] == [True]
+    assert "VRAM_ORCH_PROFILE_DIR" in markdown_table()
+
+
+def test_model_set_takes_its_earlier_name():
+    s = Settings.load(environ={"VRAM_ORCH_OCR_MODELS": "ppocr-v4"})
+    assert s.model_set == "ppocr-v4" and s.sources["model_set"] == "env VRAM_ORCH_OCR_MODELS"
+    assert Settings.load({"ocr_models": "ppocr-v6-tiny"}, environ={}).model_set == "ppocr-v6-tiny"
+    with pytest.raises(vo.ConfigError, match="ocr_models"):
+        Settings.load({"ocr_models": "ppocr-v9"}, environ={})
+    new = Settings.load({"model_set": "ppocr-v4"}, environ={"VRAM_ORCH_OCR_MODELS": "ppocr-v4"})
+    assert new.sources["model_set"] == "argument"

@@ -46,7 +46,7 @@ def gpu(tmp_path: Path):
             pid_offset=pid_offset,
         )
         gpu.worker.default(seconds=hold_s)
-        settings = {**gpu.pool_settings(), "profile_dir": str(tmp_path / "profiles")}
+        settings = {**gpu.pool_settings(), "peaks_dir": str(tmp_path / "peaks")}
         settings["standby"] = False
         pool = pool_factory(**{**settings, **kwargs})
         return pool, gpu
@@ -108,9 +108,9 @@ def test_learned_peaks_persist_and_a_restarted_pool_admits_by_them(gpu, make_poo
     assert pool.ocr(ocrset / "01_line_short.png")["vram_peak_mb"] == pytest.approx(700, abs=1)
     learned = pool.runtime_info()["gpu_memory"]["learned_peaks_mb"]
     assert list(learned.values()) == [pytest.approx(700, abs=1)]
-    profile_file = Path(pool.runtime_info()["gpu_memory"]["profile_file"])
+    peaks_file = Path(pool.runtime_info()["gpu_memory"]["peaks_file"])
     pool.close()
-    assert json.loads(profile_file.read_text())["peaks_mb"] == learned
+    assert json.loads(peaks_file.read_text())["peaks_mb"] == learned
 
     # A new pool (a restarted service) needs peak + 20 % from its first task on.
     pool2, sim2 = gpu(
@@ -118,7 +118,7 @@ def test_learned_peaks_persist_and_a_restarted_pool_admits_by_them(gpu, make_poo
         pool_factory=make_pool,
         admission_timeout_s=0.3,
         vram_margin_mb=0,
-        profile_dir=str(profile_file.parent),
+        peaks_dir=str(peaks_file.parent),
     )
     sim2.hold(8000 - 800, pid=OTHER)
     time.sleep(SEEN)
@@ -231,7 +231,7 @@ def test_standby_holds_no_vram_takes_the_first_task_and_comes_back(gpu, make_poo
     pool, scripted = gpu(
         [8000], pool_factory=make_pool, standby=True, idle_timeout_s=0, max_workers=2
     )
-    assert wait_for(lambda: _standbys(pool), 5)
+    assert wait_for(lambda: _standbys(pool), 30)
     (standby_pid,) = _standbys(pool)
     time.sleep(0.5)  # past the idle timeout: a standby is not idle-ended
     assert _standbys(pool) == [standby_pid]
@@ -242,8 +242,8 @@ def test_standby_holds_no_vram_takes_the_first_task_and_comes_back(gpu, make_poo
     assert r["worker"]["pid"] == standby_pid
     assert r["timings_ms"]["activate"] > 0
     # Idle again: the used worker exits (its memory goes), a new standby takes its place.
-    assert wait_for(lambda: not alive(standby_pid), 5)
-    assert wait_for(lambda: len(_standbys(pool)) == 1 and _standbys(pool) != [standby_pid], 5)
+    assert wait_for(lambda: not alive(standby_pid), 30)
+    assert wait_for(lambda: len(_standbys(pool)) == 1 and _standbys(pool) != [standby_pid], 30)
     assert all(pid not in scripted.usage(0) for pid in _standbys(pool))
 
 

@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import vram_orchestrator as vo
 
 ROOT = Path(__file__).parent.parent
@@ -52,6 +54,8 @@ def _our_wheel(into: Path) -> Path:
     return wheel
 
 
+# Packs onnxruntime-gpu (a download of hundreds of MB when pip has no copy): 40 s to minutes.
+@pytest.mark.timeout(600)
 def test_the_gpu_run_is_rehearsed_from_the_parts_alone(tmp_path):
     pack, run_tmp, out = tmp_path / "pack", tmp_path / "run", tmp_path / "out"
     env = {

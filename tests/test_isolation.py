@@ -51,7 +51,7 @@ def test_workers_leave_no_onnx_runtime_telemetry(tmp_path, ocrset):
         "XDG_CACHE_HOME": str(home / ".cache"),
         "VRAM_ORCH_MODEL_DIR": str(resources.model_dir(None)),
         "VRAM_ORCH_GRAPH_CACHE_DIR": "off",
-        "VRAM_ORCH_PROFILE_DIR": str(tmp_path / "profiles"),
+        "VRAM_ORCH_PEAKS_DIR": str(tmp_path / "peaks"),
     }
     done = subprocess.run(
         [sys.executable, "-m", "vram_orchestrator", "ocr", str(ocrset / "01_line_short.png")],

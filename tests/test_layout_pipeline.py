@@ -57,6 +57,8 @@ def _scores(pool, form: str) -> dict:
     return ds.aggregate(scores)
 
 
+# Every page of the structured set through layout, tables and OCR: about 60 s per form.
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("form", list(FLOORS))
 def test_structured_set_meets_its_floors(make_pool, form):
     pool = make_pool(free_vram_on_idle=False, max_workers=1)

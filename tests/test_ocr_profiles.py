@@ -23,9 +23,11 @@ def test_edit_distance_counts_edits():
     assert _edit_distance("kitten", "sitting") == 3 and _edit_distance("", "ab") == 2
 
 
+# RapidOCR 1.4.4 in Python and our workers over the whole set: about 50 s.
+@pytest.mark.timeout(300)
 def test_reference_profile_reproduces_rapidocr_text_and_boxes(make_pool, ocrset):
     recorded = json.loads((ocrset / "rapidocr_1.4.4_outputs.json").read_text())["images"]
-    pool = make_pool(max_workers=2, ocr_profile="reference", ocr_models="ppocr-v4")
+    pool = make_pool(max_workers=2, ocr_profile="reference", model_set="ppocr-v4")
     futures = {name: pool.submit(ocrset / name) for name in sorted(recorded)}
     for name, future in futures.items():
         ours = future.result(timeout=300)["lines"]
@@ -43,7 +45,7 @@ def test_reference_profile_reproduces_rapidocr_text_and_boxes(make_pool, ocrset)
     [("ppocr-v6-small", 0.003), ("ppocr-v4", 0.004), ("ppocr-v6-tiny", 0.003)],
 )
 def test_default_profile_micro_cer_per_model_set(make_pool, ocrset, ground_truth, models, bound):
-    pool = make_pool(max_workers=2, ocr_models=models)
+    pool = make_pool(max_workers=2, model_set=models)
     futures = {name: pool.submit(ocrset / name) for name in sorted(ground_truth)}
     edits = chars = 0
     for name, future in futures.items():
@@ -58,7 +60,7 @@ def test_default_profile_micro_cer_per_model_set(make_pool, ocrset, ground_truth
 
 def test_the_reference_profile_needs_the_reference_set(make_pool, ocrset):
     with pytest.raises(vo.ConfigError, match="ppocr-v4"):
-        make_pool(ocr_profile="reference", ocr_models="ppocr-v6-small")
+        make_pool(ocr_profile="reference", model_set="ppocr-v6-small")
     pool = make_pool(max_workers=1)
     with pytest.raises(vo.ConfigError, match="ppocr-v4"):
         pool.submit(ocrset / "02_line_pangram.png", profile="reference")
@@ -105,3 +107,16 @@ def test_lines_and_small_images_are_never_turned(make_pool, ocrset):
     lines = ("02_line_pangram.png", "12_line_tight.png", "20_inverted.png", "15_rot180_line.png")
     for name in lines:
         assert pool.ocr(ocrset / name)["rotation"] == 0, name
+
+
+def test_a_very_large_turned_page_is_found_turned(make_pool, ocrset):
+    # Far above the orientation model's input, the page is pre-shrunk by area averaging
+    # before its Lanczos resize; the turn found must not change.
+    from PIL import Image
+
+    page = Image.open(ocrset / "13_page_paragraph.png").convert("RGB")
+    big = np.asarray(page.resize((page.width * 3, page.height * 3), Image.NEAREST))
+    pool = make_pool(max_workers=1)
+    turned = pool.ocr(np.ascontiguousarray(np.rot90(big, 1)))
+    assert turned["rotation"] == 270
+    assert turned["lines"]

@@ -70,7 +70,7 @@ def test_submit_and_async_agree(make_pool, ocrset):
 
 def test_wrong_types_and_profiles_are_refused_before_queueing(make_pool):
     pool = make_pool()
-    with pytest.raises(TypeError):
+    with pytest.raises(vo.InvalidInput, match=r"cannot OCR an? int"):
         pool.submit(12345)
     with pytest.raises(vo.InvalidInput, match="uint8"):
         pool.submit(np.zeros((4, 4), np.float32))
@@ -238,8 +238,8 @@ def test_graph_cache_is_filled_once_and_can_be_turned_off(make_pool, ocrset, tmp
     off = make_pool(free_vram_on_idle=False, max_workers=1, graph_cache_dir="off")
     assert _text(off.ocr(path)) == "The quick brown fox jumps over the lazy dog."
     assert "--graph-cache" not in _worker_argv(off)
-    assert off.runtime_info()["graph_cache"] is None
-    assert second.runtime_info()["graph_cache"] == str(cache)
+    assert off.runtime_info()["graph_cache_dir"] is None
+    assert second.runtime_info()["graph_cache_dir"] == str(cache)
 
 
 def test_errors_survive_pickle_with_their_fields(make_pool):

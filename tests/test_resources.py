@@ -36,7 +36,7 @@ def test_a_file_that_fails_its_sha256_is_refused_by_name(tmp_path):
         resources.model_dir(str(folder), "ppocr-v4")
     assert det.name in str(info.value) and "sha256" in str(info.value)
     with pytest.raises(vo.SetupError, match=det.name):
-        vo.OcrPool(device="cpu", model_dir=str(folder), ocr_models="ppocr-v4")
+        vo.OcrPool(device="cpu", model_dir=str(folder), model_set="ppocr-v4")
 
 
 def test_every_set_names_its_sources_and_the_reference_set_exists():

@@ -88,6 +88,8 @@ def test_two_workers_convert_correctly_and_give_their_ocr_processes_back(rq_setu
     assert wait_for(lambda: not workers.ocr_processes("w1") and not workers.ocr_processes("w2"), 10)
 
 
+# Two conversions, one of them redone after its worker is killed: about 60 s.
+@pytest.mark.timeout(300)
 def test_a_worker_killed_mid_job_loses_only_that_job(rq_setup, tmp_path, monkeypatch):
     _server, api, workers = rq_setup
     # The API's watchdog, scanning often: it fails a job once its heartbeat key expires.
@@ -229,3 +231,39 @@ def test_rq_worker_without_a_redis_url_says_which_variable(tmp_path):
         timeout=60,
     )
     assert run.returncode == 2 and "DOCLING_SERVE_ENG_RQ_REDIS_URL" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("suffix", "value"),
+    [
+        ("RESULTS_TTL", "0"),
+        ("FAILURE_TTL", "-5"),
+        ("JOB_TIMEOUT", "nan"),
+        ("JOB_TIMEOUT", "1.5"),
+        ("REDIS_MAX_CONNECTIONS", "0"),
+        ("REDIS_SOCKET_TIMEOUT", "nan"),
+        ("REDIS_SOCKET_TIMEOUT", "inf"),
+        ("REDIS_SOCKET_CONNECT_TIMEOUT", "0"),
+        ("REDIS_HEALTH_CHECK_INTERVAL", "-1"),
+        ("REDIS_HEALTH_CHECK_INTERVAL", "-inf"),
+        ("RESULTS_TTL", "soon"),
+    ],
+)
+def test_rq_numbers_must_be_finite_and_positive(suffix, value):
+    name = "DOCLING_SERVE_ENG_RQ_" + suffix
+    env = {"DOCLING_SERVE_ENG_RQ_REDIS_URL": "redis://127.0.0.1:1/", name: value}
+    with pytest.raises(ConfigError) as info:
+        vram_rq.rq_config_from_env(env)
+    assert f"{name}={value!r}" in str(info.value) and "expected" in str(info.value)
+
+
+def test_rq_numbers_that_are_allowed_are_taken():
+    env = {
+        "DOCLING_SERVE_ENG_RQ_REDIS_URL": "redis://127.0.0.1:1/",
+        "DOCLING_SERVE_ENG_RQ_JOB_TIMEOUT": " 60 ",
+        "DOCLING_SERVE_ENG_RQ_REDIS_SOCKET_TIMEOUT": "2.5",
+        "DOCLING_SERVE_ENG_RQ_REDIS_HEALTH_CHECK_INTERVAL": "0",  # redis-py: no health checks
+    }
+    config = vram_rq.rq_config_from_env(env)
+    assert config.job_timeout == 60 and config.redis_socket_timeout == 2.5
+    assert config.redis_health_check_interval == 0

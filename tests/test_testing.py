@@ -191,3 +191,21 @@ def test_cuda_libraries_mapped_sees_onnxruntime(tmp_path):
     finally:
         child.communicate("", timeout=10)
     assert cuda_libraries_mapped() == []  # only the child loaded it
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1, float("inf"), float("-inf")])
+def test_scripted_worker_refuses_seconds_that_are_not_a_duration(tmp_path, bad):
+    worker = ScriptedWorker(tmp_path)
+    with pytest.raises(ValueError, match="seconds"):
+        worker.on("slow", seconds=bad)
+    with pytest.raises(ValueError, match="seconds"):
+        worker.default(seconds=bad)
+    with pytest.raises(ValueError, match="seconds"):
+        worker.on_start(seconds=bad)
+    with pytest.raises(ValueError, match="book_mb"):
+        worker.on("big", book_mb=bad)
+
+
+def test_a_scripted_gpu_keeps_its_peaks_in_its_own_folder(tmp_path):
+    gpu = ScriptedGpu(tmp_path)
+    assert gpu.environ()["VRAM_ORCH_PEAKS_DIR"] == str(tmp_path / "peaks")

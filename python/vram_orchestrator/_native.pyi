@@ -1,7 +1,25 @@
 """Type stubs of the Rust extension module ``vram_orchestrator._native``."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
+
+from vram_orchestrator._native_config import NativeOcrOptions, NativePoolConfig
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "InferenceError",
+    "InsufficientVram",
+    "InvalidInput",
+    "NativePool",
+    "PoolClosed",
+    "QueueFull",
+    "SetupError",
+    "TaskTimeout",
+    "VramOrchestratorError",
+    "WorkerCrashed",
+    "__version__",
+    "gpu_probe_json",
+]
 
 __version__: str
 PROTOCOL_VERSION: int
@@ -49,18 +67,19 @@ class InferenceError(VramOrchestratorError):
 def gpu_probe_json(scripted: str | None = None) -> str:
     """NVML's view of the GPUs as JSON (or a scripted device file's)."""
 
+@final
 class NativePool:
     """The supervisor: queue, workers, timers (all in Rust threads)."""
 
-    def __init__(
-        self,
-        config: dict[str, Any],
+    def __new__(
+        cls,
+        config: NativePoolConfig,
         on_done: Callable[[int, dict[str, Any] | None, BaseException | None], None],
-    ) -> None: ...
+    ) -> NativePool: ...
     def submit(
         self,
         image: Any,
-        options: dict[str, Any] | None = None,
+        options: NativeOcrOptions | None = None,
         timeout_s: float | None = None,
         queue_timeout_s: float | None = None,
         analyze: dict[str, Any] | None = None,

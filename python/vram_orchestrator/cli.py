@@ -32,9 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     ocr.add_argument("files", nargs="+", metavar="FILE")
     ocr.add_argument("--json", action="store_true", help="one JSON result per line")
     ocr.add_argument("--profile", choices=["default", "reference"], default=None)
-    ocr.add_argument(
-        "--models", choices=model_sets.names(), help="model set (VRAM_ORCH_OCR_MODELS)"
-    )
+    ocr.add_argument("--models", choices=model_sets.names(), help="model set (VRAM_ORCH_MODEL_SET)")
     ocr.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     ocr.add_argument("--workers", type=int, default=None, help="worker processes at most")
     convert = sub.add_parser(
@@ -104,9 +102,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def _ocr(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     if args.models:
-        overrides["ocr_models"] = args.models
+        overrides["model_set"] = args.models
     if args.profile == "reference" and not args.models:
-        overrides["ocr_models"] = model_sets.REFERENCE_SET
+        overrides["model_set"] = model_sets.REFERENCE_SET
     failures = 0
     with OcrPool(**overrides) as pool:
         futures: dict[Future[dict[str, Any]], str] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any, Union
 
 from . import _native, model_sets, resources
+from ._native_config import NativeGpuConfig, NativeOcrOptions, NativePoolConfig
 from .errors import ConfigError, InvalidInput, PoolClosed, SetupError
 from .settings import Settings
 from .task_stats import TaskStats
@@ -57,7 +59,7 @@ def _visible(devices: list[dict[str, Any]]) -> list[dict[str, Any]]:
     raw = os.environ.get("CUDA_VISIBLE_DEVICES")
     if raw is None:
         return devices
-    chosen = []
+    chosen: list[dict[str, Any]] = []
     for entry in (e.strip() for e in raw.split(",")):
         if not entry:
             continue
@@ -132,7 +134,7 @@ def _graph_cache(setting: str | None) -> str | None:
     return setting or str(resources.graph_cache_dir())
 
 
-def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
+def _worker_env(lib_dirs: list[str], level: str) -> tuple[tuple[str, str], ...]:
     """The worker's whole environment: a clean one plus what it needs."""
     keep = (
         "HOME",
@@ -151,7 +153,7 @@ def _worker_env(lib_dirs: list[str], level: str) -> list[tuple[str, str]]:
     env.append(("VRAM_ORCH_WORKER_LOG", level))
     # ONNX Runtime's telemetry starts when the library loads unless this is set.
     env.append(("ORT_DISABLE_TELEMETRY", "1"))
-    return env
+    return tuple(env)
 
 
 def _worker_log_level(setting: str) -> str:
@@ -161,9 +163,20 @@ def _worker_log_level(setting: str) -> str:
     return _LEVELS.get(level, "error" if level > logging.WARNING else "trace")
 
 
-def _coerce(image: ImageSource) -> Any:
+def _time_limit(name: str, value: Any) -> float | None:
+    """A per-task time limit: None or seconds >= 0 (huge values, inf included, mean none)."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+        if seconds >= 0:  # NaN fails this too
+            return seconds
+    raise ConfigError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
+
+
+def _coerce(image: ImageSource, max_pixels: int) -> Any:
     """Paths become absolute strings; buffers bytes; arrays pass through (read in place).
-    What cannot be an image is ``InvalidInput``; what is no image type at all ``TypeError``."""
+    What cannot be an image, of any type, is ``InvalidInput``."""
     if isinstance(image, (str, os.PathLike)):
         path = os.path.abspath(os.fspath(image))
         if isinstance(path, bytes):
@@ -186,8 +199,16 @@ def _coerce(image: ImageSource) -> Any:
                 f"numpy images must be uint8 (0-255), not {image.dtype}: convert with "
                 "np.clip(a, 0, 255).astype(np.uint8) or scale first"
             )
+        shape = tuple(image.shape)
+        if len(shape) in (2, 3) and shape[0] * shape[1] > max_pixels:
+            # Refused before the copy into the frame: a broadcast view may be small in
+            # memory and huge as pixels.
+            raise InvalidInput(
+                f"image is {shape[1]}x{shape[0]} = {shape[0] * shape[1]} pixels, more than "
+                f"the limit of {max_pixels} (max_pixels)"
+            )
         return image
-    raise TypeError(
+    raise InvalidInput(
         f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
         "or a numpy uint8 array"
     )
@@ -206,51 +227,55 @@ class OcrPool:
         s = self.settings
         self._worker_bin = resources.worker_bin(s.worker_bin)
         self._ort_dylib = resources.ort_dylib(s.ort_dylib)
-        self._model_set = model_sets.get(s.ocr_models)
-        self._model_dir = resources.model_dir(s.model_dir, s.ocr_models)
+        self._model_set = model_sets.get(s.model_set)
+        self._model_dir = resources.model_dir(s.model_dir, s.model_set)
         self._gpus, self._device_reason = _resolve_device(s.device, self._ort_dylib, s.scripted_gpu)
         self._device = "cpu" if not self._gpus else "cuda:" + ",".join(str(i) for i in self._gpus)
         if self._device == "cpu":
             log.info("workers run on CPU: %s", self._device_reason)
         else:
             log.info("workers run on %s: %s", self._device, self._device_reason)
-        threads = s.threads or max(1, (os.cpu_count() or 1) // s.max_workers)
-        self._native_config: dict[str, Any] = {
-            "worker_bin": str(self._worker_bin),
-            "model_set": s.ocr_models,
-            "model_dir": str(self._model_dir),
-            "ort_dylib": str(self._ort_dylib),
-            "gpus": self._gpus,
-            "scripted_gpu": s.scripted_gpu,
-            "vram_margin_mb": s.vram_margin_mb,
-            "admission_timeout_s": s.admission_timeout_s,
-            "vram_growth_mb": s.worker_vram_growth_mb,
-            "profile_dir": s.profile_dir or str(resources.profile_dir()),
-            "graph_cache": _graph_cache(s.graph_cache_dir),
-            "cudnn_conv_algo": s.cudnn_conv_algo,
-            "cuda_defaults": list(s.cuda_defaults),
-            "standby": s.free_vram_on_idle
-            and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
-            "worker_env": _worker_env(
+        limits = NativeOcrOptions(
+            profile=s.ocr_profile,
+            max_input_bytes=s.max_input_bytes,
+            max_pixels=s.max_pixels,
+            max_det_pixels=s.max_det_pixels,
+        )
+        self._native_config = NativePoolConfig(
+            worker_bin=str(self._worker_bin),
+            model_set=s.model_set,
+            model_dir=str(self._model_dir),
+            ort_dylib=str(self._ort_dylib),
+            device=tuple(self._gpus),
+            worker_env=_worker_env(
                 resources.library_dirs(self._ort_dylib), _worker_log_level(s.worker_log)
             ),
-            "max_workers": s.max_workers,
-            "queue_max": s.queue_max,
-            "idle_timeout_s": s.idle_timeout_s if s.free_vram_on_idle else None,
-            "task_timeout_s": s.task_timeout_s,
-            "kill_grace_s": s.kill_grace_s,
-            "startup_timeout_s": s.startup_timeout_s,
-            "max_tasks_per_worker": s.max_tasks_per_worker,
-            "worker_rss_limit_mb": s.worker_rss_limit_mb,
-            "max_retries": s.max_retries,
-            "threads_per_worker": threads,
-            "vram_limit_mb": s.worker_vram_limit_mb or None,
-            "profile": s.ocr_profile,
-            "max_input_bytes": s.max_input_bytes,
-            "max_pixels": s.max_pixels,
-            "max_det_pixels": s.max_det_pixels,
-            "max_frame_bytes": s.max_input_bytes + (1 << 20),
-        }
+            max_workers=s.max_workers,
+            queue_max=s.queue_max,
+            idle_timeout=s.idle_timeout_s if s.free_vram_on_idle else None,
+            task_timeout=s.task_timeout_s,
+            kill_grace=s.kill_grace_s,
+            startup_timeout=s.startup_timeout_s,
+            max_tasks_per_worker=s.max_tasks_per_worker,
+            worker_rss_limit_mb=s.worker_rss_limit_mb,
+            max_retries=s.max_retries,
+            threads=s.threads or max(1, (os.cpu_count() or 1) // s.max_workers),
+            worker_vram_limit_mb=s.worker_vram_limit_mb or None,
+            graph_cache_dir=_graph_cache(s.graph_cache_dir),
+            cudnn_conv_algo=s.cudnn_conv_algo,
+            cuda_defaults=s.cuda_defaults,
+            gpu=NativeGpuConfig(
+                source=s.scripted_gpu,
+                vram_margin_mb=s.vram_margin_mb,
+                admission_timeout=s.admission_timeout_s,
+                worker_vram_growth_mb=s.worker_vram_growth_mb,
+                peaks_dir=s.peaks_dir or str(resources.peaks_dir()),
+            ),
+            standby=s.free_vram_on_idle
+            and (s.standby == "on" or (s.standby == "auto" and bool(self._gpus))),
+            default_options=limits,
+            max_frame_bytes=s.max_input_bytes + (1 << 20),
+        )
         # The native side delivers to this, not to the pool: a pool dropped without close()
         # is then collected (its supervisor ends its workers), and its futures still end.
         self._deliveries = _Deliveries()
@@ -345,16 +370,16 @@ class OcrPool:
     def _submit(
         self,
         image: ImageSource,
-        options: dict[str, Any] | None,
+        options: NativeOcrOptions | None,
         timeout_s: float | None,
         queue_timeout_s: float | None,
         analyze: dict[str, Any] | None,
     ) -> Future[dict[str, Any]]:
         self._check_owner()
-        for name, value in (("timeout_s", timeout_s), ("queue_timeout_s", queue_timeout_s)):
-            if value is not None and not value >= 0:  # NaN fails this too
-                raise ValueError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
-        source = _coerce(image)
+        timeout_s = _time_limit("timeout_s", timeout_s)
+        queue_timeout_s = _time_limit("queue_timeout_s", queue_timeout_s)
+        limits = options or self._native_config.default_options
+        source = _coerce(image, limits.max_pixels)
         deliveries = self._deliveries
         future: Future[dict[str, Any]] = _PoolFuture(deliveries.callbacks)
         task_id = self._native.submit(source, options, timeout_s, queue_timeout_s, analyze)
@@ -363,6 +388,9 @@ class OcrPool:
 
         def on_cancel(f: Future[dict[str, Any]]) -> None:
             if f.cancelled():
+                # Future.cancel() wakes result() but not wait()/as_completed(): an executor
+                # does that here, and so must we.
+                f.set_running_or_notify_cancel()
                 native.cancel(task_id)
 
         future.add_done_callback(on_cancel)
@@ -396,7 +424,7 @@ class OcrPool:
                 "OcrPool in the child"
             )
 
-    def _options(self, profile: str | None) -> dict[str, Any] | None:
+    def _options(self, profile: str | None) -> NativeOcrOptions | None:
         if profile is None:
             return None
         if profile not in ("default", "reference"):
@@ -404,15 +432,9 @@ class OcrPool:
         if profile == "reference" and self._model_set.name != model_sets.REFERENCE_SET:
             raise ConfigError(
                 f"profile='reference' reproduces RapidOCR 1.4.4 and needs a pool with "
-                f"ocr_models={model_sets.REFERENCE_SET!r}; this one runs {self._model_set.name!r}"
+                f"model_set={model_sets.REFERENCE_SET!r}; this one runs {self._model_set.name!r}"
             )
-        c = self._native_config
-        return {
-            "profile": profile,
-            "max_input_bytes": c["max_input_bytes"],
-            "max_pixels": c["max_pixels"],
-            "max_det_pixels": c["max_det_pixels"],
-        }
+        return dataclasses.replace(self._native_config.default_options, profile=profile)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -430,14 +452,21 @@ class OcrPool:
 
     def close(self, *, cancel_pending: bool = False, timeout_s: float | None = None) -> bool:
         """Stops the pool: waits for queued and running tasks (or fails them with
-        ``PoolClosed`` when ``cancel_pending``), ends and reaps every worker. Returns False
-        if ``timeout_s`` passed first. Safe to call twice."""
+        ``PoolClosed`` when ``cancel_pending``), ends and reaps every worker, and returns
+        True. When ``timeout_s`` passes first, the tasks not finished by then fail with
+        ``PoolClosed`` and their workers are killed, so nothing runs on for a caller that
+        stopped waiting; it returns False. Ctrl-C while it waits does the same and raises
+        ``KeyboardInterrupt``. Safe to call twice."""
         if os.getpid() != self._owner_pid:
             return True  # a forked child: nothing of this pool runs here
         self._finalizer.detach()
-        finished = self._native.close(cancel_pending, timeout_s)
-        self._deliveries.close(stop_callbacks=bool(finished))
-        return bool(finished)
+        try:
+            finished = bool(self._native.close(cancel_pending, timeout_s))
+        except BaseException:
+            self._deliveries.close(stop_callbacks=False)
+            raise
+        self._deliveries.close(stop_callbacks=finished)
+        return finished
 
     @property
     def closed(self) -> bool:
@@ -506,13 +535,13 @@ class OcrPool:
             },
             "gpu_memory": snap.get("gpu"),
             "waiting_for_vram": snap.get("waiting_for_vram", 0),
-            "standby": self._native_config["standby"],
+            "standby": self._native_config.standby,
             "exits_by_reason": snap.get("exits_by_reason", {}),
             "recent_exits": snap.get("recent_exits", []),
             "closed": snap.get("closed", True),
             "limits": {
                 "max_workers": s.max_workers,
-                "threads_per_worker": self._native_config["threads_per_worker"],
+                "threads": self._native_config.threads,
                 "task_timeout_s": s.task_timeout_s,
                 "kill_grace_s": s.kill_grace_s,
                 "queue_max": s.queue_max,
@@ -541,7 +570,7 @@ class OcrPool:
             },
             "model_dir": str(self._model_dir),
             # Used by CPU workers only; None when turned off.
-            "graph_cache": self._native_config["graph_cache"],
+            "graph_cache_dir": self._native_config.graph_cache_dir,
             "worker_bin": str(self._worker_bin),
             "settings_sources": dict(s.sources),
         }
@@ -649,7 +678,8 @@ class _PoolFuture(Future):  # type: ignore[type-arg]
         self._callback_thread = callbacks
 
     def _invoke_callbacks(self) -> None:
-        self._callback_thread.post(super()._invoke_callbacks)
+        # A private method of Future, absent from its type stubs.
+        self._callback_thread.post(super()._invoke_callbacks)  # type: ignore[misc]
 
 
 def _resolve(

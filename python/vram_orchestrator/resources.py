@@ -100,9 +100,13 @@ def _cache_dir(set_name: str) -> Path:
     return _cache_root() / "models" / set_name
 
 
-def profile_dir() -> Path:
-    """Default home of learned VRAM peaks (``VRAM_ORCH_PROFILE_DIR`` overrides it)."""
-    return _cache_root() / "profiles"
+def peaks_dir() -> Path:
+    """Default home of learned VRAM peaks (``VRAM_ORCH_PEAKS_DIR`` overrides it). A cache
+    that holds them under their earlier folder name, and not yet under this one, keeps it:
+    its peaks still count."""
+    root = _cache_root()
+    earlier = root / "profiles"
+    return earlier if earlier.is_dir() and not (root / "peaks").exists() else root / "peaks"
 
 
 def graph_cache_dir() -> Path:

@@ -18,7 +18,7 @@ pub enum DeviceChoice {
 pub struct GpuConfig {
     pub source: GpuSource,
     /// Kept free on every device beyond all reservations.
-    pub margin_mb: f64,
+    pub vram_margin_mb: f64,
     pub admission_timeout: Duration,
     /// Recycle a worker that grew this much past its level after its first task.
     pub worker_vram_growth_mb: f64,
@@ -55,11 +55,11 @@ pub struct PoolConfig {
     /// Attempts after a crash, on a fresh worker.
     pub max_retries: u32,
     /// ONNX Runtime intra-op threads per worker (0 = its default).
-    pub threads_per_worker: usize,
+    pub threads: usize,
     /// CUDA arena limit per worker, and the GPU memory past which it is recycled.
-    pub vram_limit_mb: Option<u64>,
+    pub worker_vram_limit_mb: Option<u64>,
     /// Folder for the workers' graph-optimised models (CPU workers use it).
-    pub graph_cache: Option<PathBuf>,
+    pub graph_cache_dir: Option<PathBuf>,
     /// cuDNN convolution algorithm search of CUDA workers: heuristic, exhaustive or default.
     pub cudnn_conv_algo: String,
     /// CUDA provider options left at ONNX Runtime's default (ONNX Runtime's names), for a

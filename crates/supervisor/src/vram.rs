@@ -40,7 +40,7 @@ pub struct VramPolicy {
     /// NVML indices workers may use.
     pub devices: Vec<u32>,
     /// Kept free on every device, beyond every reservation.
-    pub margin_mb: f64,
+    pub vram_margin_mb: f64,
     /// A task waits this long for memory before failing with `InsufficientVram`.
     pub admission_timeout: Duration,
     /// Recycle a worker whose memory passes this between tasks.
@@ -131,7 +131,7 @@ pub struct VramSnapshot {
     /// memory rose while a worker ran alone, its pid never listed): whole-device readings
     /// are used instead.
     pub per_process_readings: bool,
-    pub margin_mb: f64,
+    pub vram_margin_mb: f64,
     pub peaks_file: Option<PathBuf>,
 }
 
@@ -178,7 +178,7 @@ impl GpuMemory {
         };
         let writer = path.map(PeakWriter::start);
         GpuMemory {
-            admission: Admission::new(policy.margin_mb),
+            admission: Admission::new(policy.vram_margin_mb),
             policy,
             per_process,
             unmatched_tasks: 0,
@@ -462,7 +462,7 @@ impl GpuMemory {
         devices
             .iter()
             .filter(|d| self.policy.devices.contains(&d.index))
-            .any(|d| required_mb <= d.total_mb - self.policy.margin_mb)
+            .any(|d| required_mb <= d.total_mb - self.policy.vram_margin_mb)
     }
 
     /// Drops the reservation of a worker that has no task to run after all.
@@ -528,7 +528,7 @@ impl GpuMemory {
                  can be given (free minus {:.0} MB margin minus {reserved:.0} MB reserved for \
                  tasks starting now). Using the device: {users}. Wait for load to drop, raise \
                  VRAM_ORCH_ADMISSION_TIMEOUT_S, lower VRAM_ORCH_MAX_WORKERS or free the GPU",
-                self.policy.margin_mb
+                self.policy.vram_margin_mb
             ),
         }
     }
@@ -687,7 +687,7 @@ impl GpuMemory {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             per_process_readings: self.per_process,
-            margin_mb: self.policy.margin_mb,
+            vram_margin_mb: self.policy.vram_margin_mb,
             peaks_file: self.writer.as_ref().map(|w| w.path().to_path_buf()),
         }
     }

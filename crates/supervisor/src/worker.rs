@@ -141,16 +141,16 @@ impl WorkerProcess {
             .arg("--device")
             .arg(if gpu.is_some() { "cuda:0" } else { "cpu" })
             .arg("--threads")
-            .arg(config.threads_per_worker.to_string())
+            .arg(config.threads.to_string())
             .arg("--max-frame-bytes")
             .arg(config.max_frame_bytes.to_string())
             .arg("--parent-pid")
             .arg(std::process::id().to_string());
         // The worker decides whether its sessions use it (CPU ones only).
-        if let Some(dir) = &config.graph_cache {
+        if let Some(dir) = &config.graph_cache_dir {
             cmd.arg("--graph-cache").arg(dir);
         }
-        if let Some(mb) = config.vram_limit_mb {
+        if let Some(mb) = config.worker_vram_limit_mb {
             cmd.arg("--vram-limit-mb").arg(mb.to_string());
         }
         if gpu.is_some() {

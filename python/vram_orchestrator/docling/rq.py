@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import threading
@@ -86,21 +87,19 @@ def rq_config_from_env(environ: dict[str, str] | None = None) -> RQOrchestratorC
             "RQ engine (the same value as the API pods)"
         )
     fields: dict[str, Any] = {"redis_url": url}
-    numbers = {
-        "RESULTS_TTL": ("results_ttl", int),
-        "FAILURE_TTL": ("failure_ttl", int),
-        "JOB_TIMEOUT": ("job_timeout", int),
-        "REDIS_MAX_CONNECTIONS": ("redis_max_connections", int),
-        "REDIS_SOCKET_TIMEOUT": ("redis_socket_timeout", float),
-        "REDIS_SOCKET_CONNECT_TIMEOUT": ("redis_socket_connect_timeout", float),
-        "REDIS_HEALTH_CHECK_INTERVAL": ("redis_health_check_interval", float),
+    # name, type, and whether 0 is allowed (redis-py's health check interval 0 = off).
+    numbers: dict[str, tuple[str, Callable[[str], float], bool]] = {
+        "RESULTS_TTL": ("results_ttl", int, False),
+        "FAILURE_TTL": ("failure_ttl", int, False),
+        "JOB_TIMEOUT": ("job_timeout", int, False),
+        "REDIS_MAX_CONNECTIONS": ("redis_max_connections", int, False),
+        "REDIS_SOCKET_TIMEOUT": ("redis_socket_timeout", float, False),
+        "REDIS_SOCKET_CONNECT_TIMEOUT": ("redis_socket_connect_timeout", float, False),
+        "REDIS_HEALTH_CHECK_INTERVAL": ("redis_health_check_interval", float, True),
     }
-    for suffix, (name, kind) in numbers.items():
+    for suffix, (name, kind, zero_ok) in numbers.items():
         if (raw := env.get(_ENV + suffix)) is not None:
-            try:
-                fields[name] = kind(raw)
-            except ValueError:
-                raise ConfigError(f"{_ENV}{suffix}={raw!r} is not a number") from None
+            fields[name] = _positive(_ENV + suffix, raw, kind, zero_ok)
     for suffix, name in (
         ("QUEUE_NAME", "queue_name"),
         ("RESULTS_PREFIX", "results_prefix"),
@@ -109,6 +108,19 @@ def rq_config_from_env(environ: dict[str, str] | None = None) -> RQOrchestratorC
         if raw := env.get(_ENV + suffix):
             fields[name] = raw
     return RQOrchestratorConfig(**fields)
+
+
+def _positive(name: str, raw: str, kind: Callable[[str], float], zero_ok: bool) -> float:
+    """``raw`` as a finite number > 0 (>= 0 with ``zero_ok``), else a ConfigError naming
+    the variable: a NaN or negative TTL or timeout would fail jobs later, far from here."""
+    allowed = f"{'an integer' if kind is int else 'a number'} {'>=' if zero_ok else '>'} 0"
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not allowed: expected {allowed}") from None
+    if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
+        raise ConfigError(f"{name}={raw!r} is not allowed: expected {allowed}")
+    return value
 
 
 def queue_names(config: RQOrchestratorConfig) -> list[str]:

@@ -20,6 +20,7 @@ worked example.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -92,7 +93,7 @@ class ScriptedGpu:
             "scripted_gpu": str(self.path),
             "worker_bin": str(self.worker.path),
             "device": "cuda",
-            "profile_dir": str(self.folder / "profiles"),
+            "peaks_dir": str(self.folder / "peaks"),
         }
 
     def environ(self) -> dict[str, str]:
@@ -210,7 +211,7 @@ class ScriptedWorker:
     def on_start(self, *, fail: str | None = None, seconds: float = 0) -> ScriptedWorker:
         """Workers started from now on take ``seconds`` to start, or fail to start with the
         setup error ``fail``."""
-        self._config["startup"] = {"fail": fail, "seconds": seconds}
+        self._config["startup"] = {"fail": fail, "seconds": _amount(seconds, "seconds")}
         _child.write_json(self.folder / "config.json", self._config)
         return self
 
@@ -248,9 +249,9 @@ def _rule(
 ) -> dict[str, Any]:
     """One behaviour as the worker reads it (see ScriptedWorker.on); a wrong keyword is a
     TypeError here, in the test, not in the worker."""
-    rule: dict[str, Any] = {"lines": list(lines or []), "seconds": seconds}
+    rule: dict[str, Any] = {"lines": list(lines or []), "seconds": _amount(seconds, "seconds")}
     if book_mb is not None:
-        rule["book_mb"] = book_mb
+        rule["book_mb"] = _amount(book_mb, "book_mb")
     if crash is not None:
         rule["crash"] = int(crash)
     if exit is not None:
@@ -262,6 +263,15 @@ def _rule(
     if error is not None:
         rule["error"] = list(error)
     return rule
+
+
+def _amount(value: float, name: str) -> float:
+    """A number of seconds or MiB for the worker: finite and >= 0, else a ValueError here,
+    in the test (the worker would fail on it in the middle of a task)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        hint = " (hang=True for a task that never answers)" if name == "seconds" else ""
+        raise ValueError(f"{name}={value!r}: expected a finite number >= 0{hint}")
+    return float(value)
 
 
 #: Library names that mean CUDA or ONNX Runtime is loaded in a process.

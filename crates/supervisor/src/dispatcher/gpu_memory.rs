@@ -68,9 +68,9 @@ pub(super) fn start(
         .unwrap_or(0);
     let policy = VramPolicy {
         devices: devices.clone(),
-        margin_mb: config.gpu.margin_mb,
+        vram_margin_mb: config.gpu.vram_margin_mb,
         admission_timeout: config.gpu.admission_timeout,
-        worker_limit_mb: config.vram_limit_mb.map(|mb| mb as f64),
+        worker_limit_mb: config.worker_vram_limit_mb.map(|mb| mb as f64),
         worker_vram_growth_mb: config.gpu.worker_vram_growth_mb,
         peaks_dir: config.gpu.peaks_dir.clone(),
         model_bytes,

@@ -64,7 +64,7 @@ impl Machine {
 fn policy(devices: &[u32]) -> VramPolicy {
     VramPolicy {
         devices: devices.to_vec(),
-        margin_mb: 100.0,
+        vram_margin_mb: 100.0,
         admission_timeout: Duration::from_secs(5),
         worker_limit_mb: None,
         worker_vram_growth_mb: 300.0,

@@ -147,7 +147,7 @@ def test_text_cells_replace_ocr(pool):
 
 
 def test_bad_text_cells_are_a_value_error(pool):
-    with pytest.raises(ValueError, match=r"text_cells\[0\]"):
+    with pytest.raises(vo.InvalidInput, match=r"text_cells\[0\]"):
         pool.analyze(table_page(2, 2), text_cells=[{"text": "x"}])
 
 

@@ -112,3 +112,26 @@ def test_huge_time_limits_mean_no_limit(pool, ocrset):
     for value in (math.inf, 1e19, 2**70):
         result = pool.ocr(ocrset / "01_line_short.png", timeout_s=value, queue_timeout_s=value)
         assert result["lines"]
+
+
+@pytest.mark.parametrize("value", [math.nan, -1, "1", [], object()])
+def test_an_odd_close_time_limit_is_refused_and_the_pool_stays_usable(value, ocrset):
+    p = vo.OcrPool(device="cpu", max_workers=1, standby=False)
+    try:
+        with pytest.raises(vo.ConfigError, match="timeout_s"):
+            p.close(timeout_s=value)
+        assert not p.closed and p.ocr(ocrset / "01_line_short.png")["lines"]
+    finally:
+        assert p.close(timeout_s=30)
+
+
+@pytest.mark.parametrize("value", [-1, 2**64, 1.5, "2", True, object()])
+def test_an_odd_warm_up_count_is_refused_with_our_error(pool, value):
+    with pytest.raises(vo.ConfigError, match="workers"):
+        pool.warm_up(value)
+
+
+@pytest.mark.parametrize("cells", [5, "text", [5], [("a",)], [("a", (1, 2))], [{"text": "a"}]])
+def test_odd_text_cells_are_refused_with_our_error(pool, cells):
+    with pytest.raises(vo.InvalidInput, match="text_cells"):
+        pool.analyze(np.full((32, 32), 255, np.uint8), text_cells=cells)

@@ -441,7 +441,10 @@ class OcrPool:
     def warm_up(self, workers: int | None = None) -> None:
         """Starts workers ahead of work (all of ``max_workers`` by default)."""
         self._check_owner()
-        self._native.warm_up(self.settings.max_workers if workers is None else workers)
+        count = self.settings.max_workers if workers is None else workers
+        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 2**31:
+            raise ConfigError(f"workers={workers!r}: expected a number of workers >= 0")
+        self._native.warm_up(count)
 
     def release_idle(self) -> None:
         """Ends every idle worker now, so its memory (GPU memory included) is given back,
@@ -459,6 +462,7 @@ class OcrPool:
         ``KeyboardInterrupt``. Safe to call twice."""
         if os.getpid() != self._owner_pid:
             return True  # a forked child: nothing of this pool runs here
+        timeout_s = _time_limit("timeout_s", timeout_s)
         self._finalizer.detach()
         try:
             finished = bool(self._native.close(cancel_pending, timeout_s))
@@ -577,16 +581,18 @@ class OcrPool:
 
 
 def _text_cells(cells: TextCells | None) -> list[tuple[str, list[float]]] | None:
-    """``text_cells`` as the native layer takes them; a bad entry is a ``ValueError``."""
+    """``text_cells`` as the native layer takes them; a bad entry is ``InvalidInput``."""
     if cells is None:
         return None
+    if isinstance(cells, (str, bytes)) or not hasattr(cells, "__iter__"):
+        raise InvalidInput(f"text_cells={cells!r}: expected a list of cells")
     out = []
     for i, cell in enumerate(cells):
         try:
             text, box = (cell["text"], cell["box"]) if isinstance(cell, dict) else cell
             left, top, right, bottom = (float(v) for v in box)
         except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(
+            raise InvalidInput(
                 f"text_cells[{i}] = {cell!r}: expected {{'text': str, 'box': (l, t, r, b)}} "
                 "or (text, (l, t, r, b))"
             ) from e

@@ -580,6 +580,45 @@ def group_table(
     return "\n".join(lines)
 
 
+#: Typographic quotes (U+201C/D, U+2018/9) as their ASCII forms: PDF manuals set curly
+#: quotes, and an engine that reads straight ones has read the same text in another glyph.
+QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})
+
+
+def fold_quotes(
+    runs: dict[str, EngineRun], items: Sequence[Item]
+) -> tuple[dict[str, EngineRun], list[Item]]:
+    """The runs' texts and the items' words with typographic quotes folded (QUOTES)."""
+    folded_items = [
+        Item(it.name, it.path, [w.translate(QUOTES) for w in it.words], None) for it in items
+    ]
+    folded_runs = {
+        name: EngineRun(
+            run.engine,
+            texts={k: [line.translate(QUOTES) for line in v] for k, v in run.texts.items()},
+        )
+        for name, run in runs.items()
+    }
+    return folded_runs, folded_items
+
+
+def folded_table(
+    runs: dict[str, EngineRun], items: Sequence[Item], rows: Sequence[dict[str, Any]]
+) -> str:
+    """Word recall / precision of each engine with quote shapes folded on both sides."""
+    folded_runs, folded_items = fold_quotes(runs, items)
+    lines = ["| engine | word recall | word precision |", "|---|--:|--:|"]
+    for r in rows:
+        if r.get("unavailable"):
+            continue
+        a = accuracy(folded_runs[r["engine"]], folded_items)
+        lines.append(
+            f"| {r['engine']} | {fmt(a['word_recall'], '.3f')} | "
+            f"{fmt(a['word_precision'], '.3f')} |"
+        )
+    return "\n".join(lines)
+
+
 def report(
     dataset: str,
     items: Sequence[Item],
@@ -599,6 +638,8 @@ def report(
         if len(groups) > 1:
             print("\nword recall / precision by image group:\n")
             print(group_table(by_name, groups, rows))
+        print("\nword recall / precision with typographic quotes folded (\u201d \u2019 as \" '):\n")
+        print(folded_table(by_name, items, rows))
     for r in rows:
         for name, err in (r.get("failures") or {}).items():
             print(f"FAILED {r['engine']} on {name}: {err}")

@@ -146,7 +146,7 @@ def test_text_cells_replace_ocr(pool):
     assert result["lines"][0]["box"][0] == [100.0, 80.0]
 
 
-def test_bad_text_cells_are_a_value_error(pool):
+def test_bad_text_cells_are_invalid_input(pool):
     with pytest.raises(vo.InvalidInput, match=r"text_cells\[0\]"):
         pool.analyze(table_page(2, 2), text_cells=[{"text": "x"}])
 

@@ -226,3 +226,15 @@ def test_markdown_table_rows_cells_and_unavailable_reason():
     no_cer = vt.markdown_table([_row("t")], with_cer=False).splitlines()
     assert "CER" not in no_cer[0]
     assert no_cer[2] == "| t | 2 | 1.234 | 0.812 | 0.900 | 0.950 | 402 | 1 |"
+
+
+def test_folded_quotes_count_a_straight_quote_as_the_typographic_one():
+    items = [vt.Item("p.png", "p.png", ["it\u2019s", "\u201cfoo\u201d", "bar"], None)]
+    runs = {"e": vt.EngineRun("e", texts={"p.png": ['it\'s "foo" baz']})}
+    raw = vt.accuracy(runs["e"], items)
+    assert raw["words_matched"] == 0
+    folded_runs, folded_items = vt.fold_quotes(runs, items)
+    folded = vt.accuracy(folded_runs["e"], folded_items)
+    assert folded["words_matched"] == 2 and folded["word_recall"] == 2 / 3
+    table = vt.folded_table(runs, items, [{"engine": "e"}, {"engine": "x", "unavailable": "no"}])
+    assert table.splitlines()[2] == "| e | 0.667 | 0.667 |" and len(table.splitlines()) == 3

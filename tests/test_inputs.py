@@ -128,8 +128,8 @@ def test_unbounded_time_limits_mean_no_limit(pool, pangram, limit):
 
 
 @pytest.mark.parametrize("limit", [float("nan"), -1.0])
-def test_a_time_limit_that_is_no_number_of_seconds_is_a_value_error(pool, limit):
-    with pytest.raises(ValueError, match="timeout_s"):
+def test_a_time_limit_that_is_no_number_of_seconds_is_a_config_error(pool, limit):
+    with pytest.raises(vo.ConfigError, match="timeout_s"):
         pool.ocr(b"x", timeout_s=limit)
 
 

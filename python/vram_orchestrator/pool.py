@@ -12,23 +12,16 @@ import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from typing import Any, Union
+from typing import Any
 
-from . import _native, model_sets, resources
+from . import _native, inputs, model_sets, resources
 from ._native_config import NativeGpuConfig, NativeOcrOptions, NativePoolConfig
-from .errors import ConfigError, InvalidInput, PoolClosed, SetupError
+from .errors import ConfigError, PoolClosed, SetupError
+from .inputs import ImageSource, TextCells
 from .settings import Settings
 from .task_stats import TaskStats
 
 log = logging.getLogger("vram_orchestrator")
-
-#: What ``ocr``/``submit`` accept: a path, encoded image bytes, or a numpy uint8 array
-#: (HxW gray, HxWx3 RGB, HxWx4 RGBA).
-ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Any]
-
-#: Text the caller already has for a page (a PDF's text layer), for ``analyze``: dicts with
-#: ``text`` and ``box`` (l, t, r, b in image pixels), or ``(text, (l, t, r, b))`` pairs.
-TextCells = Any
 
 #: Metric outcome label of each error class.
 _OUTCOMES = {
@@ -163,57 +156,6 @@ def _worker_log_level(setting: str) -> str:
     return _LEVELS.get(level, "error" if level > logging.WARNING else "trace")
 
 
-def _time_limit(name: str, value: Any) -> float | None:
-    """A per-task time limit: None or seconds >= 0 (huge values, inf included, mean none)."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-        if seconds >= 0:  # NaN fails this too
-            return seconds
-    raise ConfigError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
-
-
-def _coerce(image: ImageSource, max_pixels: int) -> Any:
-    """Paths become absolute strings; buffers bytes; arrays pass through (read in place).
-    What cannot be an image, of any type, is ``InvalidInput``."""
-    if isinstance(image, (str, os.PathLike)):
-        path = os.path.abspath(os.fspath(image))
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInput(
-                f"{path!r}: the file name is not UTF-8, so it cannot be sent to a worker; "
-                "pass the file's bytes instead"
-            ) from None
-        return path
-    if isinstance(image, memoryview):
-        return image.tobytes()
-    if isinstance(image, (bytes, bytearray)):
-        return image
-    if hasattr(image, "__array_interface__") and hasattr(image, "dtype"):
-        if str(image.dtype) != "uint8":
-            raise InvalidInput(
-                f"numpy images must be uint8 (0-255), not {image.dtype}: convert with "
-                "np.clip(a, 0, 255).astype(np.uint8) or scale first"
-            )
-        shape = tuple(image.shape)
-        if len(shape) in (2, 3) and shape[0] * shape[1] > max_pixels:
-            # Refused before the copy into the frame: a broadcast view may be small in
-            # memory and huge as pixels.
-            raise InvalidInput(
-                f"image is {shape[1]}x{shape[0]} = {shape[0] * shape[1]} pixels, more than "
-                f"the limit of {max_pixels} (max_pixels)"
-            )
-        return image
-    raise InvalidInput(
-        f"cannot OCR a {type(image).__name__}: pass a path, encoded image bytes "
-        "or a numpy uint8 array"
-    )
-
-
 class OcrPool:
     """A pool of OCR worker processes.
 
@@ -321,7 +263,7 @@ class OcrPool:
         queue_timeout_s: float | None = None,
     ) -> Future[dict[str, Any]]:
         """Queues a page analysis (see :meth:`analyze`); returns a Future of its dict."""
-        request = {"tables": bool(tables), "text_cells": _text_cells(text_cells)}
+        request = {"tables": bool(tables), "text_cells": inputs.text_cells(text_cells)}
         # Page analysis reads with the default profile whatever the pool's OCR profile.
         options = self._options("default")
         return self._submit(image, options, timeout_s, queue_timeout_s, request)
@@ -376,10 +318,10 @@ class OcrPool:
         analyze: dict[str, Any] | None,
     ) -> Future[dict[str, Any]]:
         self._check_owner()
-        timeout_s = _time_limit("timeout_s", timeout_s)
-        queue_timeout_s = _time_limit("queue_timeout_s", queue_timeout_s)
+        timeout_s = inputs.time_limit("timeout_s", timeout_s)
+        queue_timeout_s = inputs.time_limit("queue_timeout_s", queue_timeout_s)
         limits = options or self._native_config.default_options
-        source = _coerce(image, limits.max_pixels)
+        source = inputs.image_source(image, limits.max_pixels)
         deliveries = self._deliveries
         future: Future[dict[str, Any]] = _PoolFuture(deliveries.callbacks)
         task_id = self._native.submit(source, options, timeout_s, queue_timeout_s, analyze)
@@ -462,7 +404,7 @@ class OcrPool:
         ``KeyboardInterrupt``. Safe to call twice."""
         if os.getpid() != self._owner_pid:
             return True  # a forked child: nothing of this pool runs here
-        timeout_s = _time_limit("timeout_s", timeout_s)
+        timeout_s = inputs.time_limit("timeout_s", timeout_s)
         self._finalizer.detach()
         try:
             finished = bool(self._native.close(cancel_pending, timeout_s))
@@ -578,26 +520,6 @@ class OcrPool:
             "worker_bin": str(self._worker_bin),
             "settings_sources": dict(s.sources),
         }
-
-
-def _text_cells(cells: TextCells | None) -> list[tuple[str, list[float]]] | None:
-    """``text_cells`` as the native layer takes them; a bad entry is ``InvalidInput``."""
-    if cells is None:
-        return None
-    if isinstance(cells, (str, bytes)) or not hasattr(cells, "__iter__"):
-        raise InvalidInput(f"text_cells={cells!r}: expected a list of cells")
-    out = []
-    for i, cell in enumerate(cells):
-        try:
-            text, box = (cell["text"], cell["box"]) if isinstance(cell, dict) else cell
-            left, top, right, bottom = (float(v) for v in box)
-        except (KeyError, TypeError, ValueError) as e:
-            raise InvalidInput(
-                f"text_cells[{i}] = {cell!r}: expected {{'text': str, 'box': (l, t, r, b)}} "
-                "or (text, (l, t, r, b))"
-            ) from e
-        out.append((str(text), [left, top, right, bottom]))
-    return out
 
 
 class _Deliveries:

@@ -8,6 +8,7 @@ import os
 from typing import Any, Union
 
 from .errors import ConfigError, InvalidInput
+from .settings import INT_MAX
 
 #: What ``ocr``/``submit`` accept: a path, encoded image bytes, or a numpy uint8 array
 #: (HxW gray, HxWx3 RGB, HxWx4 RGBA).
@@ -27,6 +28,13 @@ def time_limit(name: str, value: Any) -> float | None:
         if seconds >= 0:  # NaN fails this too
             return seconds
     raise ConfigError(f"{name}={value!r}: expected seconds >= 0 (inf: no limit)")
+
+
+def worker_count(value: Any) -> int:
+    """A number of workers: an int from 0 to the settings' largest integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT_MAX:
+        return value
+    raise ConfigError(f"workers={value!r}: expected a number of workers >= 0")
 
 
 def image_source(image: ImageSource, max_pixels: int) -> Any:

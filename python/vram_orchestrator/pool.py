@@ -383,9 +383,7 @@ class OcrPool:
     def warm_up(self, workers: int | None = None) -> None:
         """Starts workers ahead of work (all of ``max_workers`` by default)."""
         self._check_owner()
-        count = self.settings.max_workers if workers is None else workers
-        if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count < 2**31:
-            raise ConfigError(f"workers={workers!r}: expected a number of workers >= 0")
+        count = self.settings.max_workers if workers is None else inputs.worker_count(workers)
         self._native.warm_up(count)
 
     def release_idle(self) -> None:

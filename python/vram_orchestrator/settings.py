@@ -36,18 +36,18 @@ def parse_bool(text: str) -> bool:
 
 #: The largest integer setting: every count, byte, pixel and MB setting fits the native
 #: types (u32 at the smallest) below it, and none has a use beyond it.
-_INT_MAX = 2**31 - 1
+INT_MAX = 2**31 - 1
 
 
 def _int(minimum: int) -> Callable[[str], int]:
-    expected = f"expected an integer from {minimum} to {_INT_MAX}"
+    expected = f"expected an integer from {minimum} to {INT_MAX}"
 
     def parse(text: str) -> int:
         try:
             value = int(text.strip())
         except ValueError:
             raise ValueError(expected) from None
-        if not minimum <= value <= _INT_MAX:
+        if not minimum <= value <= INT_MAX:
             raise ValueError(expected)
         return value
 

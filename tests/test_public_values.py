@@ -125,7 +125,7 @@ def test_an_odd_close_time_limit_is_refused_and_the_pool_stays_usable(value, ocr
         assert p.close(timeout_s=30)
 
 
-@pytest.mark.parametrize("value", [-1, 2**64, 1.5, "2", True, object()])
+@pytest.mark.parametrize("value", [-1, 2**64, 2**31, math.nan, math.inf, 1.5, "2", True, object()])
 def test_an_odd_warm_up_count_is_refused_with_our_error(pool, value):
     with pytest.raises(vo.ConfigError, match="workers"):
         pool.warm_up(value)

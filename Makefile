@@ -5,9 +5,10 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 WORKER := --manifest-path crates/worker/Cargo.toml --target-dir target/worker
-# The ppocr-v4 model folder (the Rust tests check parity with RapidOCR 1.4.4 on it) and ONNX
-# Runtime's library, resolved the way the package resolves them.
-RESOLVE := $(PYTHON) -c "from vram_orchestrator import resources as r; print(r.model_dir(None, 'ppocr-v4')); print(r.ort_dylib(None))"
+# The ppocr-v4 model folder (the Rust tests check parity with RapidOCR 1.4.4 on it), ONNX
+# Runtime's library and the ppocr-v6-tiny folder (its fallback rec is tested in Rust),
+# resolved the way the package resolves them.
+RESOLVE := $(PYTHON) -c "from vram_orchestrator import resources as r; print(r.model_dir(None, 'ppocr-v4')); print(r.ort_dylib(None)); print(r.model_dir(None, 'ppocr-v6-tiny'))"
 
 .PHONY: help install install-test run format lint test test-rust test-python bench
 
@@ -47,7 +48,7 @@ test-rust: ## Rust unit and integration tests (models needed: installs first)
 	cargo test --release -p vram-orch-protocol -p vram-orch-supervisor
 	paths=($$($(RESOLVE))) && \
 	  ORT_DISABLE_TELEMETRY=1 VRAM_ORCH_MODEL_DIR=$${paths[0]} VRAM_ORCH_ORT_DYLIB=$${paths[1]} \
-	  cargo test --release $(WORKER) --workspace
+	  VRAM_ORCH_TINY_MODEL_DIR=$${paths[2]} cargo test --release $(WORKER) --workspace
 
 test-python: ## pytest end to end through the installed package
 	$(PYTHON) -m pytest -q

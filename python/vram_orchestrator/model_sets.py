@@ -22,8 +22,9 @@ REFERENCE_SET = "ppocr-v4"
 
 @dataclass(frozen=True)
 class ModelFile:
-    """One file of a set: its role (det, cls, rec, dict, orientation, layout, table), its name
-    in the model folder, and where it comes from (a file inside a PyPI wheel) with its sha256."""
+    """One file of a set: its role (det, cls, rec, rec_fallback, dict, orientation, layout,
+    table), its name in the model folder, and where it comes from (a file inside a PyPI
+    wheel) with its sha256."""
 
     role: str
     name: str

@@ -107,6 +107,7 @@ fn main() {
                     "file": name, "ms": ms, "lines": out.lines.len(),
                     "text": out.lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
                     "timings_ms": out.timings, "rec_runs": engine.last_trace().rec.len(),
+                    "rec_fallback_runs": engine.last_trace().rec_fallback.len(),
                 }),
                 Err(e) => serde_json::json!({"file": name, "error": e}),
             };

@@ -26,6 +26,8 @@ pub struct TaskTrace {
     pub det: Vec<[usize; 4]>,
     pub cls: Vec<[usize; 4]>,
     pub rec: Vec<[usize; 4]>,
+    /// Runs of the set's fallback rec model (lines read again).
+    pub rec_fallback: Vec<[usize; 4]>,
 }
 
 impl Engine {
@@ -92,6 +94,13 @@ impl Engine {
                 .pipeline
                 .rec
                 .iter_mut()
+                .flat_map(|lane| lane.model.take_shapes())
+                .collect(),
+            rec_fallback: self
+                .pipeline
+                .fallback
+                .iter_mut()
+                .flat_map(|f| f.lanes.iter_mut())
                 .flat_map(|lane| lane.model.take_shapes())
                 .collect(),
         };

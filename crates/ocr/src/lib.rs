@@ -34,7 +34,7 @@ pub use error::OcrError;
 pub use layout::{Layout, LayoutBox, LayoutLabel};
 pub use model_set::{
     ClsSettings, DetSettings, Dictionary, LayoutSettings, ModelSet, OrientationSettings,
-    RecSettings, TableSettings,
+    RecFallbackSettings, RecSettings, TableSettings,
 };
 pub use standby::Standby;
 pub use table::{fill_cells, TableCell, TableGrid, TableRecognizer, TableStructure};

@@ -30,6 +30,9 @@ pub struct ModelSet {
     pub det: DetSettings,
     pub cls: ClsSettings,
     pub rec: RecSettings,
+    /// The second rec model, for lines the first reads unsure, when the set has one.
+    #[serde(default)]
+    pub rec_fallback: Option<RecFallbackSettings>,
     /// The whole-page orientation model's input, when the set has one.
     #[serde(default)]
     pub orientation: Option<OrientationSettings>,
@@ -47,6 +50,9 @@ pub struct Files {
     pub det: FileRef,
     pub cls: FileRef,
     pub rec: FileRef,
+    /// A larger rec model that reads again the lines `rec` reads unsure, if any.
+    #[serde(default)]
+    pub rec_fallback: Option<FileRef>,
     /// The rec dictionary, when the rec model does not carry it in its metadata.
     #[serde(default)]
     pub dict: Option<FileRef>,
@@ -100,6 +106,17 @@ pub struct RecSettings {
     /// The publisher's input width: shorter crops are padded to it (reference profile).
     pub width: usize,
     pub dictionary: Dictionary,
+}
+
+/// The fallback rec model: its own input and dictionary, and when it reads a line again.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct RecFallbackSettings {
+    #[serde(flatten)]
+    pub rec: RecSettings,
+    /// A line whose rec score (mean character probability) is below this is read again by
+    /// the fallback model, whose reading replaces the first. Measured, not published: see
+    /// docs/profiles.md, section 10.
+    pub below_score: f32,
 }
 
 /// The page orientation model's input: the image scaled to `resize_short` on its short
@@ -177,14 +194,16 @@ impl ModelSet {
         catalogue().sets.keys().cloned().collect()
     }
 
-    /// The set's file names: det, cls, rec, then the dictionary, the orientation, layout
-    /// and table models if the set has them (the order of `model_sets.json`).
+    /// The set's file names: det, cls, rec, then the fallback rec, the dictionary, the
+    /// orientation, layout and table models if the set has them (the order of
+    /// `model_sets.json`).
     pub fn file_names(&self) -> Vec<String> {
         let f = &self.files;
         [
             Some(&f.det),
             Some(&f.cls),
             Some(&f.rec),
+            f.rec_fallback.as_ref(),
             f.dict.as_ref(),
             f.orientation.as_ref(),
             f.layout.as_ref(),
@@ -220,6 +239,19 @@ mod tests {
                 set.files.orientation.is_some(),
                 "{name}: orientation settings and file go together"
             );
+            assert_eq!(
+                set.rec_fallback.is_some(),
+                set.files.rec_fallback.is_some(),
+                "{name}: fallback rec settings and file go together"
+            );
+            if let Some(fallback) = &set.rec_fallback {
+                assert!(fallback.rec.height > 0, "{name}");
+                assert!((0.0..=1.0).contains(&fallback.below_score), "{name}");
+                assert!(
+                    matches!(fallback.rec.dictionary, Dictionary::Metadata(_)),
+                    "{name}: a fallback's dictionary is in its metadata"
+                );
+            }
             assert_eq!(set.layout.is_some(), set.files.layout.is_some(), "{name}");
             assert_eq!(set.table.is_some(), set.files.table.is_some(), "{name}");
         }

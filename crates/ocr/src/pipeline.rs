@@ -19,7 +19,7 @@ use crate::sizing::{
 };
 use crate::{
     ClsSettings, DetSettings, Dictionary, Limits, ModelSet, OcrError, OrientationSettings,
-    StageTimings, TextLine,
+    RecFallbackSettings, StageTimings, TextLine,
 };
 
 /// Lines below this recognition score are dropped (reference `text_score`).
@@ -90,12 +90,36 @@ impl RecLane {
     }
 }
 
+/// A set's second, larger rec model: it reads again the lines the first one reads with a
+/// score below `below_score`, and its reading replaces the first (docs/profiles.md,
+/// section 10). It runs on as many lanes as the first.
+pub(crate) struct Fallback {
+    /// At least one.
+    pub lanes: Vec<RecLane>,
+    charset: Charset,
+    plan: Plan,
+    below_score: f32,
+}
+
+impl Fallback {
+    pub fn new(lanes: Vec<RecLane>, charset: Charset, settings: &RecFallbackSettings) -> Fallback {
+        Fallback {
+            lanes,
+            charset,
+            plan: Plan::default_for(&settings.rec),
+            below_score: settings.below_score,
+        }
+    }
+}
+
 pub(crate) struct Pipeline {
     pub det: Model,
     pub cls: Model,
     /// At least one.
     pub rec: Vec<RecLane>,
     pub charset: Charset,
+    /// Reads again what `rec` reads unsure (default profile), when the set has it.
+    pub fallback: Option<Fallback>,
     /// Turns pages upright before det (default profile), when the set has the model.
     orienter: Option<Orienter>,
     /// The clockwise turn of the content found in the last task (0 when not turned).
@@ -160,6 +184,7 @@ impl Pipeline {
         cls: Model,
         rec: Vec<RecLane>,
         charset: Charset,
+        fallback: Option<Fallback>,
         orienter: Option<Orienter>,
         set: &ModelSet,
     ) -> Pipeline {
@@ -168,6 +193,7 @@ impl Pipeline {
             cls,
             rec,
             charset,
+            fallback,
             orienter,
             last_turn: 0,
             orient_buf: Vec::new(),
@@ -186,7 +212,11 @@ impl Pipeline {
     /// current work rather than its largest task.
     pub fn trim(&mut self) {
         const KEEP: usize = 8 << 20; // floats
-        let lanes = self.rec.iter_mut().map(|l| &mut l.buf);
+        let lanes = self
+            .rec
+            .iter_mut()
+            .chain(self.fallback.iter_mut().flat_map(|f| f.lanes.iter_mut()))
+            .map(|l| &mut l.buf);
         for b in [&mut self.det_buf, &mut self.cls_buf, &mut self.orient_buf]
             .into_iter()
             .chain(lanes)
@@ -364,71 +394,6 @@ impl Pipeline {
         )
     }
 
-    /// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`),
-    /// spread over the rec lanes, widest lines first to the least loaded lane; each lane
-    /// runs on its own thread. `model_ms` grows by the busiest lane's time in `run`.
-    fn read_lines(
-        &mut self,
-        crops: &[&RgbImage],
-        model_ms: &mut f64,
-    ) -> Result<Vec<(String, f32)>, OcrError> {
-        let (charset, plan, luts) = (&self.charset, self.default_plan, &self.crop_luts);
-        if self.rec.len() == 1 || crops.len() < 2 {
-            let lane = &mut self.rec[0];
-            return recognize(
-                &mut lane.model,
-                charset,
-                crops,
-                plan,
-                &mut lane.buf,
-                luts,
-                model_ms,
-            );
-        }
-        let shares = share_by_width(crops, self.rec.len());
-        let results = std::thread::scope(|s| {
-            let running: Vec<_> = self
-                .rec
-                .iter_mut()
-                .zip(&shares)
-                .map(|(lane, idx)| {
-                    let mine: Vec<&RgbImage> = idx.iter().map(|&i| crops[i]).collect();
-                    s.spawn(move || {
-                        let mut ms = 0.0;
-                        let r = recognize(
-                            &mut lane.model,
-                            charset,
-                            &mine,
-                            plan,
-                            &mut lane.buf,
-                            luts,
-                            &mut ms,
-                        );
-                        r.map(|texts| (texts, ms))
-                    })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(OcrError::Inference("rec: a lane panicked".into())))
-                })
-                .collect::<Vec<_>>()
-        });
-        let mut out = vec![(String::new(), 0.0f32); crops.len()];
-        let mut busiest = 0.0f64;
-        for (idx, result) in shares.iter().zip(results) {
-            let (texts, ms) = result?;
-            busiest = busiest.max(ms);
-            for (&i, text) in idx.iter().zip(texts) {
-                out[i] = text;
-            }
-        }
-        *model_ms += busiest;
-        Ok(out)
-    }
-
     /// The models with the reference's defects fixed (see docs/profiles.md); a page turned
     /// by 90, 180 or 270 degrees is read upright and its boxes mapped back.
     pub fn run_default(
@@ -582,7 +547,12 @@ impl Pipeline {
         t.cls_ms += ms(t1);
 
         let t2 = Instant::now();
-        let mut chosen = self.read_lines(&refs, &mut t.model_ms)?;
+        let luts = &self.crop_luts;
+        let (lanes, charset, plan) = (&mut self.rec, &self.charset, self.default_plan);
+        let mut read = |crops: &[&RgbImage], model_ms: &mut f64| {
+            read_lines(lanes, charset, plan, luts, crops, model_ms)
+        };
+        let mut chosen = read(&refs, &mut t.model_ms)?;
         let doubtful: Vec<usize> = (0..n)
             .filter(|&i| {
                 (dirs[i].0 || dirs[i].1 <= self.cls_settings.thresh) && chosen[i].1 < REREAD_BELOW
@@ -591,11 +561,30 @@ impl Pipeline {
         if !doubtful.is_empty() {
             let flipped: Vec<RgbImage> = doubtful.iter().map(|&i| rotate180(&crops[i])).collect();
             let refs: Vec<&RgbImage> = flipped.iter().collect();
-            let again = self.read_lines(&refs, &mut t.model_ms)?;
-            for (k, (text, score)) in again.into_iter().enumerate() {
-                let i = doubtful[k];
-                if score > chosen[i].1 {
-                    chosen[i] = (text, score);
+            let again = read(&refs, &mut t.model_ms)?;
+            for ((&i, reading), turned) in doubtful.iter().zip(again).zip(flipped) {
+                if reading.1 > chosen[i].1 {
+                    chosen[i] = reading;
+                    crops[i] = turned; // the way it reads, for the fallback below
+                }
+            }
+        }
+        if let Some(fallback) = &mut self.fallback {
+            let unsure: Vec<usize> = (0..n)
+                .filter(|&i| chosen[i].1 < fallback.below_score)
+                .collect();
+            if !unsure.is_empty() {
+                let refs: Vec<&RgbImage> = unsure.iter().map(|&i| &crops[i]).collect();
+                let again = read_lines(
+                    &mut fallback.lanes,
+                    &fallback.charset,
+                    fallback.plan,
+                    luts,
+                    &refs,
+                    &mut t.model_ms,
+                )?;
+                for (&i, reading) in unsure.iter().zip(again) {
+                    chosen[i] = reading;
                 }
             }
         }
@@ -613,6 +602,72 @@ impl Pipeline {
             })
             .collect())
     }
+}
+
+/// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`),
+/// spread over `lanes`, widest lines first to the least loaded lane; each lane
+/// runs on its own thread. `model_ms` grows by the busiest lane's time in `run`.
+fn read_lines(
+    lanes: &mut [RecLane],
+    charset: &Charset,
+    plan: Plan,
+    luts: &Luts,
+    crops: &[&RgbImage],
+    model_ms: &mut f64,
+) -> Result<Vec<(String, f32)>, OcrError> {
+    if lanes.len() == 1 || crops.len() < 2 {
+        let lane = &mut lanes[0];
+        return recognize(
+            &mut lane.model,
+            charset,
+            crops,
+            plan,
+            &mut lane.buf,
+            luts,
+            model_ms,
+        );
+    }
+    let shares = share_by_width(crops, lanes.len());
+    let results = std::thread::scope(|s| {
+        let running: Vec<_> = lanes
+            .iter_mut()
+            .zip(&shares)
+            .map(|(lane, idx)| {
+                let mine: Vec<&RgbImage> = idx.iter().map(|&i| crops[i]).collect();
+                s.spawn(move || {
+                    let mut ms = 0.0;
+                    let r = recognize(
+                        &mut lane.model,
+                        charset,
+                        &mine,
+                        plan,
+                        &mut lane.buf,
+                        luts,
+                        &mut ms,
+                    );
+                    r.map(|texts| (texts, ms))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(OcrError::Inference("rec: a lane panicked".into())))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut out = vec![(String::new(), 0.0f32); crops.len()];
+    let mut busiest = 0.0f64;
+    for (idx, result) in shares.iter().zip(results) {
+        let (texts, ms) = result?;
+        busiest = busiest.max(ms);
+        for (&i, text) in idx.iter().zip(texts) {
+            out[i] = text;
+        }
+    }
+    *model_ms += busiest;
+    Ok(out)
 }
 
 /// A quad's height: its shorter side (text boxes are wider than high).

@@ -12,7 +12,7 @@ use crate::analysis::DocumentModels;
 use crate::ctc::Charset;
 use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
-use crate::pipeline::{Orienter, Pipeline, RecLane};
+use crate::pipeline::{Fallback, Orienter, Pipeline, RecLane};
 use crate::runtime::{environment, providers_available, Model};
 use crate::{cuda_libs, Device, Dictionary, EngineInfo, EngineOptions, OcrError};
 
@@ -24,6 +24,8 @@ pub struct Standby {
     det: ModelFile,
     cls: ModelFile,
     rec: ModelFile,
+    /// The second rec model, for sets that have one.
+    rec_fallback: Option<ModelFile>,
     /// The dictionary file's text, for sets whose rec model does not carry it.
     dict: Option<String>,
     /// The page orientation model, for sets that have one.
@@ -69,6 +71,10 @@ impl Standby {
         let det = ModelFile::read(dir, &set.files.det.name)?;
         let cls = ModelFile::read(dir, &set.files.cls.name)?;
         let rec = ModelFile::read(dir, &set.files.rec.name)?;
+        let rec_fallback = match &set.files.rec_fallback {
+            Some(file) => Some(ModelFile::read(dir, &file.name)?),
+            None => None,
+        };
         let dict = match &set.files.dict {
             Some(file) => {
                 let f = ModelFile::read(dir, &file.name)?;
@@ -108,6 +114,7 @@ impl Standby {
             det,
             cls,
             rec,
+            rec_fallback,
             dict,
             orientation,
         })
@@ -129,9 +136,25 @@ impl Standby {
         let (lanes, rec_opts) = rec_lanes(opts);
         let (others, rec) = std::thread::scope(|s| {
             let rec = s.spawn(|| {
-                (0..lanes)
+                let lanes = (0..lanes)
                     .map(|_| Ok(RecLane::new(self.rec.load(env, &rec_opts, "rec", cache)?)))
-                    .collect::<Result<Vec<_>, OcrError>>()
+                    .collect::<Result<Vec<_>, OcrError>>()?;
+                let fallback = match &self.rec_fallback {
+                    Some(f) => Some(
+                        (0..lanes.len())
+                            .map(|_| {
+                                Ok(RecLane::new(f.load(
+                                    env,
+                                    &rec_opts,
+                                    "rec_fallback",
+                                    cache,
+                                )?))
+                            })
+                            .collect::<Result<Vec<_>, OcrError>>()?,
+                    ),
+                    None => None,
+                };
+                Ok((lanes, fallback))
             });
             let others = (|| {
                 let det = self.det.load(env, opts, "det", cache)?;
@@ -147,7 +170,7 @@ impl Standby {
                 .unwrap_or_else(|_| Err(OcrError::Setup("rec: session creation panicked".into())));
             (others, rec)
         });
-        let ((det, cls, orientation), rec) = (others?, rec?);
+        let ((det, cls, orientation), (rec, rec_fallback)) = (others?, rec?);
         let set = &self.opts.model_set;
         let orienter = match (orientation, &set.orientation) {
             (Some(model), Some(settings)) => Some(Orienter::new(model, settings, set)?),
@@ -170,7 +193,22 @@ impl Standby {
         };
         let charset = Charset::from_lines(&dict);
         log::debug!("rec dictionary: {} entries", charset.entries());
-        let pipeline = Pipeline::new(det, cls, rec, charset, orienter, set);
+        let fallback = match (rec_fallback, &set.rec_fallback, &set.files.rec_fallback) {
+            (Some(lanes), Some(settings), Some(file)) => {
+                let Dictionary::Metadata(key) = &settings.rec.dictionary else {
+                    return Err(OcrError::Setup(format!(
+                        "the {} set's fallback rec must carry its dictionary in its metadata",
+                        set.name
+                    )));
+                };
+                let dict = lanes[0].model.metadata(key).ok_or_else(|| {
+                    OcrError::Setup(format!("{} has no {key:?} metadata", file.name))
+                })?;
+                Some(Fallback::new(lanes, Charset::from_lines(&dict), settings))
+            }
+            _ => None,
+        };
+        let pipeline = Pipeline::new(det, cls, rec, charset, fallback, orienter, set);
         let documents = DocumentModels::new(self.opts);
         Ok(Engine::assemble(pipeline, documents, self.info))
     }

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    map_large_blocks_for(&args.model_set);
     if let Err(message) = serve::guard_parent(args.parent_pid) {
         log::error!("{message}");
         return ExitCode::from(2);
@@ -68,6 +69,22 @@ fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// For a set with a fallback rec, blocks of 4 MiB or more always come from mmap, so the
+/// large activations of its second rec model go back to the system when freed. glibc's
+/// default threshold rises with every large block freed (up to 32 MiB), after which such
+/// blocks stay in the heap, fragmented: a `ppocr-v6-tiny` worker peaked at 380-490 MB
+/// over the tuning pages, and at 370-385 MB with the fixed threshold. Not for the other
+/// sets: `ppocr-v4`'s rec took 1.6-2.2x as long with it (docs/profiles.md, section 10).
+fn map_large_blocks_for(set: &vram_orch_ocr::ModelSet) {
+    const THRESHOLD: libc::c_int = 4 << 20;
+    if set.rec_fallback.is_some() {
+        // SAFETY: mallopt only sets an allocator parameter (it takes glibc's own lock).
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+        }
     }
 }
 

@@ -244,11 +244,19 @@ impl Supervisor {
             })
             .is_ok()
         {
-            let finished = match timeout {
-                Some(t) => rx.recv_timeout(t).is_ok(),
-                None => rx.recv().is_ok(),
+            // Disconnected is finished too: the dispatcher ended between its last look at
+            // the commands and dropping them, and this Close went unread with them.
+            let timed_out = match timeout {
+                Some(t) => matches!(
+                    rx.recv_timeout(t),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                ),
+                None => {
+                    let _ = rx.recv();
+                    false
+                }
             };
-            if !finished {
+            if timed_out {
                 return false;
             }
         }

@@ -93,6 +93,7 @@ impl Engine {
             rec: self
                 .pipeline
                 .rec
+                .lanes
                 .iter_mut()
                 .flat_map(|lane| lane.model.take_shapes())
                 .collect(),
@@ -100,7 +101,7 @@ impl Engine {
                 .pipeline
                 .fallback
                 .iter_mut()
-                .flat_map(|f| f.lanes.iter_mut())
+                .flat_map(|f| f.reader.lanes.iter_mut())
                 .flat_map(|lane| lane.model.take_shapes())
                 .collect(),
         };

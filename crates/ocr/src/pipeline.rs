@@ -19,7 +19,7 @@ use crate::sizing::{
 };
 use crate::{
     ClsSettings, DetSettings, Dictionary, Limits, ModelSet, OcrError, OrientationSettings,
-    RecFallbackSettings, StageTimings, TextLine,
+    RecFallbackSettings, RecSettings, StageTimings, TextLine,
 };
 
 /// Lines below this recognition score are dropped (reference `text_score`).
@@ -75,7 +75,7 @@ impl Orienter {
 }
 
 /// One rec session with its input buffer. CPU engines with two or more threads have two,
-/// each with half the threads, and read a page's lines on both at once (see `read_lines`).
+/// each with half the threads, and read a page's lines on both at once (see `Reader::read`).
 pub(crate) struct RecLane {
     pub model: Model,
     buf: Vec<f32>,
@@ -90,23 +90,102 @@ impl RecLane {
     }
 }
 
+/// A rec model with its dictionary: its lanes and its default-profile plan.
+pub(crate) struct Reader {
+    /// At least one.
+    pub lanes: Vec<RecLane>,
+    pub charset: Charset,
+    plan: Plan,
+}
+
+impl Reader {
+    pub fn new(lanes: Vec<RecLane>, charset: Charset, settings: &RecSettings) -> Reader {
+        Reader {
+            lanes,
+            charset,
+            plan: Plan::default_for(settings),
+        }
+    }
+
+    /// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`),
+    /// spread over the lanes, widest lines first to the least loaded lane; each lane runs
+    /// on its own thread. `model_ms` grows by the busiest lane's time in `run`.
+    fn read(
+        &mut self,
+        luts: &Luts,
+        crops: &[&RgbImage],
+        model_ms: &mut f64,
+    ) -> Result<Vec<(String, f32)>, OcrError> {
+        let (charset, plan) = (&self.charset, self.plan);
+        if self.lanes.len() == 1 || crops.len() < 2 {
+            let lane = &mut self.lanes[0];
+            return recognize(
+                &mut lane.model,
+                charset,
+                crops,
+                plan,
+                &mut lane.buf,
+                luts,
+                model_ms,
+            );
+        }
+        let shares = share_by_width(crops, self.lanes.len());
+        let results = std::thread::scope(|s| {
+            let running: Vec<_> = self
+                .lanes
+                .iter_mut()
+                .zip(&shares)
+                .map(|(lane, idx)| {
+                    let mine: Vec<&RgbImage> = idx.iter().map(|&i| crops[i]).collect();
+                    s.spawn(move || {
+                        let mut ms = 0.0;
+                        let r = recognize(
+                            &mut lane.model,
+                            charset,
+                            &mine,
+                            plan,
+                            &mut lane.buf,
+                            luts,
+                            &mut ms,
+                        );
+                        r.map(|texts| (texts, ms))
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(OcrError::Inference("rec: a lane panicked".into())))
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut out = vec![(String::new(), 0.0f32); crops.len()];
+        let mut busiest = 0.0f64;
+        for (idx, result) in shares.iter().zip(results) {
+            let (texts, ms) = result?;
+            busiest = busiest.max(ms);
+            for (&i, text) in idx.iter().zip(texts) {
+                out[i] = text;
+            }
+        }
+        *model_ms += busiest;
+        Ok(out)
+    }
+}
+
 /// A set's second, larger rec model: it reads again the lines the first one reads with a
 /// score below `below_score`, and its reading replaces the first (docs/profiles.md,
 /// section 10). It runs on as many lanes as the first.
 pub(crate) struct Fallback {
-    /// At least one.
-    pub lanes: Vec<RecLane>,
-    charset: Charset,
-    plan: Plan,
+    pub reader: Reader,
     below_score: f32,
 }
 
 impl Fallback {
     pub fn new(lanes: Vec<RecLane>, charset: Charset, settings: &RecFallbackSettings) -> Fallback {
         Fallback {
-            lanes,
-            charset,
-            plan: Plan::default_for(&settings.rec),
+            reader: Reader::new(lanes, charset, &settings.rec),
             below_score: settings.below_score,
         }
     }
@@ -115,9 +194,7 @@ impl Fallback {
 pub(crate) struct Pipeline {
     pub det: Model,
     pub cls: Model,
-    /// At least one.
-    pub rec: Vec<RecLane>,
-    pub charset: Charset,
+    pub rec: Reader,
     /// Reads again what `rec` reads unsure (default profile), when the set has it.
     pub fallback: Option<Fallback>,
     /// Turns pages upright before det (default profile), when the set has the model.
@@ -127,9 +204,8 @@ pub(crate) struct Pipeline {
     orient_buf: Vec<f32>,
     det_settings: DetSettings,
     cls_settings: ClsSettings,
-    /// Rec batching and sizes of each profile, for this set.
+    /// Rec batching and sizes of the reference profile (the default's is `rec`'s).
     reference_plan: Plan,
-    default_plan: Plan,
     det_buf: Vec<f32>,
     cls_buf: Vec<f32>,
     det_luts: Luts,
@@ -182,8 +258,7 @@ impl Pipeline {
     pub fn new(
         det: Model,
         cls: Model,
-        rec: Vec<RecLane>,
-        charset: Charset,
+        rec: Reader,
         fallback: Option<Fallback>,
         orienter: Option<Orienter>,
         set: &ModelSet,
@@ -192,7 +267,6 @@ impl Pipeline {
             det,
             cls,
             rec,
-            charset,
             fallback,
             orienter,
             last_turn: 0,
@@ -200,7 +274,6 @@ impl Pipeline {
             det_settings: set.det,
             cls_settings: set.cls,
             reference_plan: Plan::reference(&set.rec),
-            default_plan: Plan::default_for(&set.rec),
             det_buf: Vec::new(),
             cls_buf: Vec::new(),
             det_luts: det_luts(set.det.mean, set.det.std),
@@ -214,8 +287,13 @@ impl Pipeline {
         const KEEP: usize = 8 << 20; // floats
         let lanes = self
             .rec
+            .lanes
             .iter_mut()
-            .chain(self.fallback.iter_mut().flat_map(|f| f.lanes.iter_mut()))
+            .chain(
+                self.fallback
+                    .iter_mut()
+                    .flat_map(|f| f.reader.lanes.iter_mut()),
+            )
             .map(|l| &mut l.buf);
         for b in [&mut self.det_buf, &mut self.cls_buf, &mut self.orient_buf]
             .into_iter()
@@ -342,10 +420,10 @@ impl Pipeline {
         let texts = if refs.is_empty() {
             Vec::new()
         } else {
-            let lane = &mut self.rec[0];
+            let lane = &mut self.rec.lanes[0];
             recognize(
                 &mut lane.model,
-                &self.charset,
+                &self.rec.charset,
                 &refs,
                 self.reference_plan,
                 &mut lane.buf,
@@ -548,11 +626,7 @@ impl Pipeline {
 
         let t2 = Instant::now();
         let luts = &self.crop_luts;
-        let (lanes, charset, plan) = (&mut self.rec, &self.charset, self.default_plan);
-        let mut read = |crops: &[&RgbImage], model_ms: &mut f64| {
-            read_lines(lanes, charset, plan, luts, crops, model_ms)
-        };
-        let mut chosen = read(&refs, &mut t.model_ms)?;
+        let mut chosen = self.rec.read(luts, &refs, &mut t.model_ms)?;
         let doubtful: Vec<usize> = (0..n)
             .filter(|&i| {
                 (dirs[i].0 || dirs[i].1 <= self.cls_settings.thresh) && chosen[i].1 < REREAD_BELOW
@@ -561,7 +635,7 @@ impl Pipeline {
         if !doubtful.is_empty() {
             let flipped: Vec<RgbImage> = doubtful.iter().map(|&i| rotate180(&crops[i])).collect();
             let refs: Vec<&RgbImage> = flipped.iter().collect();
-            let again = read(&refs, &mut t.model_ms)?;
+            let again = self.rec.read(luts, &refs, &mut t.model_ms)?;
             for ((&i, reading), turned) in doubtful.iter().zip(again).zip(flipped) {
                 if reading.1 > chosen[i].1 {
                     chosen[i] = reading;
@@ -575,14 +649,7 @@ impl Pipeline {
                 .collect();
             if !unsure.is_empty() {
                 let refs: Vec<&RgbImage> = unsure.iter().map(|&i| &crops[i]).collect();
-                let again = read_lines(
-                    &mut fallback.lanes,
-                    &fallback.charset,
-                    fallback.plan,
-                    luts,
-                    &refs,
-                    &mut t.model_ms,
-                )?;
+                let again = fallback.reader.read(luts, &refs, &mut t.model_ms)?;
                 for (&i, reading) in unsure.iter().zip(again) {
                     chosen[i] = reading;
                 }
@@ -602,72 +669,6 @@ impl Pipeline {
             })
             .collect())
     }
-}
-
-/// Default-profile recognition of `crops` (one line per run, see `Plan::default_for`),
-/// spread over `lanes`, widest lines first to the least loaded lane; each lane
-/// runs on its own thread. `model_ms` grows by the busiest lane's time in `run`.
-fn read_lines(
-    lanes: &mut [RecLane],
-    charset: &Charset,
-    plan: Plan,
-    luts: &Luts,
-    crops: &[&RgbImage],
-    model_ms: &mut f64,
-) -> Result<Vec<(String, f32)>, OcrError> {
-    if lanes.len() == 1 || crops.len() < 2 {
-        let lane = &mut lanes[0];
-        return recognize(
-            &mut lane.model,
-            charset,
-            crops,
-            plan,
-            &mut lane.buf,
-            luts,
-            model_ms,
-        );
-    }
-    let shares = share_by_width(crops, lanes.len());
-    let results = std::thread::scope(|s| {
-        let running: Vec<_> = lanes
-            .iter_mut()
-            .zip(&shares)
-            .map(|(lane, idx)| {
-                let mine: Vec<&RgbImage> = idx.iter().map(|&i| crops[i]).collect();
-                s.spawn(move || {
-                    let mut ms = 0.0;
-                    let r = recognize(
-                        &mut lane.model,
-                        charset,
-                        &mine,
-                        plan,
-                        &mut lane.buf,
-                        luts,
-                        &mut ms,
-                    );
-                    r.map(|texts| (texts, ms))
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(OcrError::Inference("rec: a lane panicked".into())))
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut out = vec![(String::new(), 0.0f32); crops.len()];
-    let mut busiest = 0.0f64;
-    for (idx, result) in shares.iter().zip(results) {
-        let (texts, ms) = result?;
-        busiest = busiest.max(ms);
-        for (&i, text) in idx.iter().zip(texts) {
-            out[i] = text;
-        }
-    }
-    *model_ms += busiest;
-    Ok(out)
 }
 
 /// A quad's height: its shorter side (text boxes are wider than high).

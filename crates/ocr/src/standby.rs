@@ -12,7 +12,7 @@ use crate::analysis::DocumentModels;
 use crate::ctc::Charset;
 use crate::engine::Engine;
 use crate::graph_cache::GraphCache;
-use crate::pipeline::{Fallback, Orienter, Pipeline, RecLane};
+use crate::pipeline::{Fallback, Orienter, Pipeline, Reader, RecLane};
 use crate::runtime::{environment, providers_available, Model};
 use crate::{cuda_libs, Device, Dictionary, EngineInfo, EngineOptions, OcrError};
 
@@ -136,25 +136,17 @@ impl Standby {
         let (lanes, rec_opts) = rec_lanes(opts);
         let (others, rec) = std::thread::scope(|s| {
             let rec = s.spawn(|| {
-                let lanes = (0..lanes)
-                    .map(|_| Ok(RecLane::new(self.rec.load(env, &rec_opts, "rec", cache)?)))
-                    .collect::<Result<Vec<_>, OcrError>>()?;
+                let load = |file: &ModelFile, name| {
+                    (0..lanes)
+                        .map(|_| Ok(RecLane::new(file.load(env, &rec_opts, name, cache)?)))
+                        .collect::<Result<Vec<_>, OcrError>>()
+                };
+                let rec = load(&self.rec, "rec")?;
                 let fallback = match &self.rec_fallback {
-                    Some(f) => Some(
-                        (0..lanes.len())
-                            .map(|_| {
-                                Ok(RecLane::new(f.load(
-                                    env,
-                                    &rec_opts,
-                                    "rec_fallback",
-                                    cache,
-                                )?))
-                            })
-                            .collect::<Result<Vec<_>, OcrError>>()?,
-                    ),
+                    Some(f) => Some(load(f, "rec_fallback")?),
                     None => None,
                 };
-                Ok((lanes, fallback))
+                Ok((rec, fallback))
             });
             let others = (|| {
                 let det = self.det.load(env, opts, "det", cache)?;
@@ -208,7 +200,8 @@ impl Standby {
             }
             _ => None,
         };
-        let pipeline = Pipeline::new(det, cls, rec, charset, fallback, orienter, set);
+        let rec = Reader::new(rec, charset, &set.rec);
+        let pipeline = Pipeline::new(det, cls, rec, fallback, orienter, set);
         let documents = DocumentModels::new(self.opts);
         Ok(Engine::assemble(pipeline, documents, self.info))
     }

@@ -22,6 +22,8 @@ install-test: ## Build and install the package with the test tools
 	$(PYTHON) -m pip install --disable-pip-version-check -q '.[test]'
 	@# Their declared dependencies pull in torch; the tests need only their Python modules.
 	$(PYTHON) -m pip install --disable-pip-version-check -q --no-deps docling-jobkit==3.9.1 docling-serve==1.38.2
+	@# Everything else they require comes from our extras: fail here, not in a test.
+	$(PYTHON) scripts/check-requirements.py docling-jobkit docling-serve
 	@# A Redis server for the RQ tests, under build/redis.
 	bash scripts/get-redis.sh >/dev/null
 

@@ -19,7 +19,9 @@ if command -v redis-server >/dev/null; then
 fi
 debs=$(mktemp -d)
 trap 'rm -rf "$debs"' EXIT
-(cd "$debs" && apt-get download -q redis-server redis-tools libjemalloc2 liblzf1 >/dev/null 2>&1) || {
+fetch() { (cd "$debs" && apt-get download -q redis-server redis-tools libjemalloc2 liblzf1 >/dev/null 2>&1); }
+# A fresh machine may have no package lists yet: as root, read them once and try again.
+fetch || { [[ $(id -u) == 0 ]] && apt-get update -q >/dev/null 2>&1 && fetch; } || {
     echo "cannot fetch Redis with apt-get download; install redis-server (apt) instead" >&2
     exit 1
 }

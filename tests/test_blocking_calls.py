@@ -3,6 +3,7 @@ their waits, and a close that runs out of time ends what remains, workers includ
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -19,7 +20,10 @@ from vram_orchestrator.testing import ScriptedWorker
 #: blocking call on it: ``close`` (waits for both tasks) or ``queue`` (a submit that waits up
 #: to 60 s for room). Prints the busy worker's pid, then what happened once interrupted.
 WAIT_ON_A_LONG_TASK = """
-import os, sys, time
+import os, signal, sys, time
+# A shell starts background jobs with SIGINT ignored, and Python then installs no handler:
+# set Ctrl-C's usual disposition here, so how the suite was started cannot matter.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import vram_orchestrator as vo
 from vram_orchestrator.testing import ScriptedWorker
 
@@ -55,24 +59,34 @@ else:
 """
 
 
+@pytest.mark.parametrize("started", ["foreground", "as a background job"])
 @pytest.mark.parametrize("mode", ["close", "queue"])
-def test_ctrl_c_interrupts_a_blocking_wait_promptly(tmp_path, mode):
-    child = subprocess.Popen(
-        [sys.executable, "-c", WAIT_ON_A_LONG_TASK, str(tmp_path), mode],
+def test_ctrl_c_interrupts_a_blocking_wait_promptly(tmp_path, mode, started):
+    argv = [sys.executable, "-c", WAIT_ON_A_LONG_TASK, str(tmp_path), mode]
+    if started != "foreground":
+        # What a non-interactive shell does to `cmd &`: the child starts with SIGINT ignored.
+        argv = ["sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+    pid = None
+    # The context manager closes the pipes and reaps the child whatever happens, so a
+    # failure here leaves nothing open for the next test to trip over.
+    with subprocess.Popen(
+        argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert child.stdout is not None
-        pid = int(child.stdout.readline())
-        time.sleep(0.5)  # the child is inside the blocking call by now
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=20)
-    finally:
-        if child.poll() is None:
+    ) as child:
+        try:
+            assert child.stdout is not None
+            pid = int(child.stdout.readline())
+            time.sleep(0.5)  # the child is inside the blocking call by now
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=20)
+        except BaseException:  # a failure or pytest's timeout: end the child and its worker
             child.kill()
-            child.wait()
+            child.communicate()
+            if pid is not None and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            raise
     assert child.returncode == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("interrupted after"), out + err

@@ -253,15 +253,21 @@ class Workers:
     def ocr_processes(self, name: str) -> list[int]:
         return [pid for pid in _children(self.procs[name].pid) if _is_ocr(pid)]
 
-    def stop_all(self) -> None:
+    def stop_all(self) -> list[str]:
+        """Asks every worker to stop (SIGINT, as Ctrl-C); kills and reaps those still
+        running 20 s later and returns their names (a worker should stop at once)."""
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
-        for proc in self.procs.values():
+        hung = []
+        for name, proc in self.procs.items():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                hung.append(name)
                 proc.kill()
+                proc.wait()
+        return hung
 
 
 def _is_ocr(pid: int) -> bool:

@@ -52,9 +52,10 @@ def rq_setup(tmp_path: Path) -> Iterator[tuple[Any, Any, Any]]:
     try:
         yield server, api, workers
     finally:
-        workers.stop_all()
+        hung = workers.stop_all()
         api.close()
         server.stop()
+    assert not hung, f"rq-workers {hung} did not stop within 20 s of SIGINT"
 
 
 def _title(stem: str) -> str:
@@ -189,7 +190,7 @@ def test_a_redis_restart_during_a_job_loses_nothing(tmp_path):
         assert api.wait(again, timeout=60).task_status == TaskStatus.SUCCESS
         assert len(slow.calls()) == 2  # each job converted once
     finally:
-        workers.stop_all()
+        hung = workers.stop_all()
         api.close()
         server.stop()
         # The API side's Redis clients drop connections the restart broke without closing
@@ -197,6 +198,7 @@ def test_a_redis_restart_during_a_job_loses_nothing(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+    assert not hung, f"rq-workers {hung} did not stop within 20 s of SIGINT"
 
 
 def test_unsupported_targets_and_task_types_fail_with_a_message(rq_setup):

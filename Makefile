@@ -35,12 +35,15 @@ format: ## Format Rust and Python code
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all
 	$(PYTHON) -m ruff format python tests bench examples scripts
 
-lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff, stubtest
+lint: ## cargo fmt --check, clippy -D warnings (both workspaces), ruff, mypy --strict, stubtest
 	cargo fmt --all --check
 	cargo fmt --manifest-path crates/worker/Cargo.toml --all --check
 	cargo clippy --release --workspace --all-targets -- -D warnings
 	cargo clippy --release $(WORKER) --workspace --all-targets -- -D warnings
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+	@# The package, strict (settings in pyproject.toml).
+	$(PYTHON) -m mypy
 	@# The work tree's _native.pyi against the installed extension (install first).
 	MYPYPATH=python $(PYTHON) -m mypy.stubtest vram_orchestrator._native
 

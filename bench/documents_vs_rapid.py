@@ -9,8 +9,8 @@ pages with the same ONNX Runtime thread count, in one run.
 Rows:
 
 - ours: ``OcrPool(device="cpu", max_workers=1, threads=T, free_vram_on_idle=False)``; each
-  document form goes through ``convert_with_layout(LoadedSource(name, bytes),
-  pool_analyze(pool), ConversionSettings())`` (render at scale 2.0, ``pool.analyze``,
+  document form goes through the layout pipeline, ``layout.convert(LoadedSource(name,
+  bytes), pool, ConversionSettings())`` (render at scale 2.0, ``pool.analyze``,
   ``build_layout_document``), timed from bytes to DoclingDocument. Per page the script also
   times ``pool.ocr`` on the same image (the rendered page, or the image file's bytes): the
   ratio analysis/OCR-only is the product's target (layout, tables and OCR <= 1.5x OCR alone).
@@ -642,24 +642,30 @@ class Ours:
 
     def run(self, job: Job) -> tuple[Any, dict[str, Any], dict[str, float]]:
         """(DoclingDocument, analysis dict, timings in seconds: convert, analyze, ocr)."""
-        from vram_orchestrator.docling._convert import ConversionSettings
-        from vram_orchestrator.docling._layout_convert import convert_with_layout, pool_analyze
+        from vram_orchestrator.docling._pages import ConversionSettings
         from vram_orchestrator.docling._sources import LoadedSource
+        from vram_orchestrator.docling.pipelines import layout
 
         data = Path(job.path).read_bytes()
-        inner = pool_analyze(self.pool)
+        pool = self.pool
         seen: dict[str, Any] = {}
 
-        async def analyze(image: Any, cells: Any) -> dict[str, Any]:
-            t0 = time.perf_counter()
-            result = await inner(image, cells)
-            seen["analyze_s"] = time.perf_counter() - t0
-            seen["image"], seen["result"] = image, result
-            return result
+        class TimedPool:
+            """The pool as the pipeline sees it, timing each page analysis."""
+
+            async def ocr_async(self, image: Any) -> Any:
+                return await pool.ocr_async(image)
+
+            async def analyze_async(self, image: Any, *, text_cells: Any = None) -> Any:
+                t0 = time.perf_counter()
+                result = await pool.analyze_async(image, text_cells=text_cells)
+                seen["analyze_s"] = time.perf_counter() - t0
+                seen["image"], seen["result"] = image, result
+                return result
 
         async def convert() -> Any:
-            return await convert_with_layout(
-                LoadedSource(Path(job.path).name, data), analyze, ConversionSettings()
+            return await layout.convert(
+                LoadedSource(Path(job.path).name, data), TimedPool(), ConversionSettings()
             )
 
         t0 = time.perf_counter()

@@ -324,7 +324,7 @@ def test_clear_endpoints_delete_task_and_check_connection(ocrset):
                 assert (await wait_complete(orch, t.task_id)).task_status == TaskStatus.SUCCESS
 
             # check_connection reports a broken pool (closed under the orchestrator).
-            orch._pools.get().close()
+            orch.converter.pool().close()
             with pytest.raises(OrchestratorError, match="closed"):
                 await orch.check_connection()
             await orch.clear_converters()

@@ -20,16 +20,16 @@ from test_docling_orchestrator import (
     serving,
     wait_complete,
 )
-from vram_orchestrator.docling._convert import ConversionSettings
-from vram_orchestrator.docling._layout_convert import convert_with_layout, pool_analyze
+from vram_orchestrator.docling._pages import ConversionSettings
 from vram_orchestrator.docling._sources import LoadedSource
+from vram_orchestrator.docling.pipelines import layout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import document_score as ds
 
 DOCUMENTS = Path(__file__).parent / "data" / "documents"
 
-#: The floors the product promises on the structured set (README, "Documents").
+#: The floors the product promises on the structured set (docs/benchmarks.md, documents).
 FLOORS = {
     ".pdf": {"headers_f1": 0.9, "tables_f1": 0.9, "cell_exactness": 0.9},
     "-notext.pdf": {"headers_f1": 0.9, "tables_f1": 0.9, "cell_exactness": 0.85},
@@ -46,9 +46,7 @@ def _scores(pool, form: str) -> dict:
     for truth in ds.load_set(DOCUMENTS):
         path = DOCUMENTS / f"{truth.name}{form}"
         source = LoadedSource(path.name, path.read_bytes())
-        converted = asyncio.run(
-            convert_with_layout(source, pool_analyze(pool), ConversionSettings())
-        )
+        converted = asyncio.run(layout.convert(source, pool, ConversionSettings()))
         assert converted.status == "success", converted.errors
         pred = ds.blocks_from_docling(converted.document)
         if form.endswith(".jpg"):  # an image's page units are its pixels

@@ -31,7 +31,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: The module under test from this tree (loaded into the installed package, whose native
 #: extension it needs); the installed copy where the tree has no sources.
-FULL_PIPELINE_SOURCE = REPO / "python" / "vram_orchestrator" / "docling" / "_full_pipeline.py"
+PIPELINES = REPO / "python" / "vram_orchestrator" / "docling" / "pipelines"
+FULL_PIPELINE_SOURCE = PIPELINES / "docling.py"
 FORBIDDEN_IN_SERVICE = ("libonnxruntime", "libcuda", "libcudart", "libcublas", "libcudnn")
 IMAGE = Path(__file__).parent / "data" / "ocrset" / "14_block_multiline.png"
 
@@ -191,13 +192,13 @@ import vram_orchestrator.docling  # the installed package: native extension, poo
 
 source = Path(sys.argv[1])
 if source.is_file():
-    name = "vram_orchestrator.docling._full_pipeline"
+    name = "vram_orchestrator.docling.pipelines.docling"
     spec = importlib.util.spec_from_file_location(name, source)
     full = importlib.util.module_from_spec(spec)
     sys.modules[name] = full
     spec.loader.exec_module(full)
 else:
-    from vram_orchestrator.docling import _full_pipeline as full
+    from vram_orchestrator.docling.pipelines import docling as full
 
 from docling.datamodel.base_models import InputFormat
 from docling.datamodel.pipeline_options import PdfPipelineOptions
@@ -246,15 +247,11 @@ calls()  # importing is not a phase
 out = {}
 
 
-class Orchestrator:
-    _docling = None
-
-
 request = ConvertDocumentsOptions(
     do_picture_description=True, do_code_enrichment=True, do_formula_enrichment=True,
     do_picture_classification=True,
 )
-converter = full._converter(Orchestrator(), request)
+converter = full.converter_for(request)
 for fmt in (InputFormat.PDF, InputFormat.IMAGE):
     out[fmt.value] = resolve(converter.format_to_options[fmt].pipeline_options)
     out[fmt.value]["calls"] = calls()

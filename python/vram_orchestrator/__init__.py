@@ -25,15 +25,18 @@ from .errors import (
 )
 from .pool import OcrPool, gpu_report
 from .readiness import cuda_report
+from .results import AnalysisResult, OcrResult
 from .settings import ENV_VARS, Settings
 
 __all__ = [
     "ENV_VARS",
+    "AnalysisResult",
     "ConfigError",
     "InferenceError",
     "InsufficientVram",
     "InvalidInput",
     "OcrPool",
+    "OcrResult",
     "PoolClosed",
     "QueueFull",
     "Settings",

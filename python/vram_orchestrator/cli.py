@@ -17,6 +17,7 @@ from . import model_sets
 from .errors import SetupError, VramOrchestratorError
 from .pool import OcrPool
 from .readiness import cuda_report
+from .results import AnalysisResult, OcrResult
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,10 +108,10 @@ def _ocr(args: argparse.Namespace) -> int:
         overrides["model_set"] = model_sets.REFERENCE_SET
     failures = 0
     with OcrPool(**overrides) as pool:
-        futures: dict[Future[dict[str, Any]], str] = {
+        futures: dict[Future[OcrResult], str] = {
             pool.submit(path, profile=args.profile): path for path in args.files
         }
-        results: dict[str, dict[str, Any] | BaseException] = {}
+        results: dict[str, OcrResult | BaseException] = {}
         progress = _Progress(len(futures))
         for future in as_completed(futures):
             path = futures[future]
@@ -153,10 +154,26 @@ def _export(document: Any, fmt: str) -> str:
     return str(document.export_to_doctags())
 
 
+class _CountingPages:
+    """The pool as the layout pipeline sees it, showing progress page by page."""
+
+    def __init__(self, pool: OcrPool, progress: _Progress) -> None:
+        self.pool, self.progress, self.pages = pool, progress, 0
+
+    async def ocr_async(self, image: Any) -> OcrResult:
+        return await self.pool.ocr_async(image)
+
+    async def analyze_async(self, image: Any, *, text_cells: Any = None) -> AnalysisResult:
+        result = await self.pool.analyze_async(image, text_cells=text_cells)
+        self.pages += 1
+        self.progress.show(f"({self.pages} page(s))")
+        return result
+
+
 def _convert(args: argparse.Namespace) -> int:
-    from .docling._convert import ConversionSettings
-    from .docling._layout_convert import convert_with_layout
+    from .docling._pages import ConversionSettings
     from .docling._sources import LoadedSource
+    from .docling.pipelines import layout
 
     settings = ConversionSettings(force_ocr=args.force_ocr)
     out_dir = Path(args.out) if args.out else None
@@ -165,22 +182,14 @@ def _convert(args: argparse.Namespace) -> int:
     progress = _Progress(len(args.files), "convert")
     failures = 0
     with OcrPool(**_overrides(args)) as pool:
-        pages = 0
-
-        async def analyze(image: Any, cells: Any) -> dict[str, Any]:
-            nonlocal pages
-            result = await pool.analyze_async(image, text_cells=cells)
-            pages += 1
-            progress.show(f"({pages} page(s))")
-            return result
-
+        workers = _CountingPages(pool, progress)
         for path in args.files:
             try:
                 limit = pool.settings.max_input_bytes
                 if Path(path).stat().st_size > limit:
                     raise ValueError(f"larger than the limit of {limit} bytes (max_input_bytes)")
                 source = LoadedSource(Path(path).name, Path(path).read_bytes())
-                converted = asyncio.run(convert_with_layout(source, analyze, settings))
+                converted = asyncio.run(layout.convert(source, workers, settings))
                 if converted.document is None:
                     raise ValueError("; ".join(m for _, m in converted.errors) or "no document")
                 for page_no, message in converted.errors:

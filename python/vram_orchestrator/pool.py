@@ -18,6 +18,7 @@ from . import _native, inputs, model_sets, resources
 from ._native_config import NativeGpuConfig, NativeOcrOptions, NativePoolConfig
 from .errors import ConfigError, PoolClosed, SetupError
 from .inputs import ImageSource, TextCells
+from .results import AnalysisResult, OcrResult
 from .settings import Settings
 from .task_stats import TaskStats
 
@@ -242,8 +243,9 @@ class OcrPool:
         profile: str | None = None,
         timeout_s: float | None = None,
         queue_timeout_s: float | None = None,
-    ) -> Future[dict[str, Any]]:
-        """Queues one image; returns a ``concurrent.futures.Future`` of the result dict.
+    ) -> Future[OcrResult]:
+        """Queues one image; returns a ``concurrent.futures.Future`` of its
+        :class:`~vram_orchestrator.results.OcrResult`.
 
         ``timeout_s`` overrides the task time limit. A full queue raises ``QueueFull`` at
         once, or after waiting up to ``queue_timeout_s`` for room; a closed pool raises
@@ -261,8 +263,8 @@ class OcrPool:
         tables: bool = True,
         timeout_s: float | None = None,
         queue_timeout_s: float | None = None,
-    ) -> Future[dict[str, Any]]:
-        """Queues a page analysis (see :meth:`analyze`); returns a Future of its dict."""
+    ) -> Future[AnalysisResult]:
+        """Queues a page analysis (see :meth:`analyze`); returns a Future of its result."""
         request = {"tables": bool(tables), "text_cells": inputs.text_cells(text_cells)}
         # Page analysis reads with the default profile whatever the pool's OCR profile.
         options = self._options("default")
@@ -276,15 +278,16 @@ class OcrPool:
         tables: bool = True,
         timeout_s: float | None = None,
         queue_timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> AnalysisResult:
         """Analyses one page in a worker: its lines, layout regions and table grids.
 
-        Returns the OCR result dict plus ``regions``: each with ``label`` (text, title,
+        Returns an :class:`~vram_orchestrator.results.AnalysisResult`: the OCR result plus
+        ``regions``: each with ``label`` (text, title,
         figure, figure_caption, table, table_caption, header, footer, reference, equation),
         ``score``, ``box`` (l, t, r, b in input pixels), its ``lines`` and, for tables,
         ``table`` (``rows``, ``cols``, ``cells`` with row, col, row_span, col_span, box,
         text). Every line is in exactly one region. With ``text_cells`` (a PDF page's own
-        text, in image pixels) no OCR runs. See the README.
+        text, in image pixels) no OCR runs.
         """
         future = self.submit_analyze(
             image,
@@ -302,7 +305,7 @@ class OcrPool:
         text_cells: TextCells | None = None,
         tables: bool = True,
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> AnalysisResult:
         """``analyze`` for asyncio; cancelling the awaiting task cancels the pool's task
         (queued: removed; running: its worker ended)."""
         return await asyncio.wrap_future(
@@ -316,7 +319,7 @@ class OcrPool:
         timeout_s: float | None,
         queue_timeout_s: float | None,
         analyze: dict[str, Any] | None,
-    ) -> Future[dict[str, Any]]:
+    ) -> Future[Any]:  # an OcrResult, or an AnalysisResult with ``analyze``
         self._check_owner()
         timeout_s = inputs.time_limit("timeout_s", timeout_s)
         queue_timeout_s = inputs.time_limit("queue_timeout_s", queue_timeout_s)
@@ -345,8 +348,8 @@ class OcrPool:
         profile: str | None = None,
         timeout_s: float | None = None,
         queue_timeout_s: float | None = None,
-    ) -> dict[str, Any]:
-        """OCRs one image and returns the result dict (see the README)."""
+    ) -> OcrResult:
+        """OCRs one image and returns its :class:`~vram_orchestrator.results.OcrResult`."""
         future = self.submit(
             image, profile=profile, timeout_s=timeout_s, queue_timeout_s=queue_timeout_s
         )
@@ -354,7 +357,7 @@ class OcrPool:
 
     async def ocr_async(
         self, image: ImageSource, *, profile: str | None = None, timeout_s: float | None = None
-    ) -> dict[str, Any]:
+    ) -> OcrResult:
         """``ocr`` for asyncio; cancelling the awaiting task cancels the pool's task
         (queued: removed; running: its worker ended)."""
         return await asyncio.wrap_future(self.submit(image, profile=profile, timeout_s=timeout_s))

@@ -84,7 +84,7 @@ def _problems(
         problems.append(
             f"ONNX Runtime at {dylib} is a CUDA {build['cuda_version']} build, but the driver "
             f"({gpu.get('driver_version')}) supports CUDA {gpu['cuda_driver_version']} at most: "
-            "update the driver, or install an ONNX Runtime built for an older CUDA (README: "
+            "update the driver, or install an ONNX Runtime built for an older CUDA (docs/gpu.md: "
             "a CUDA 12 host)"
         )
     if "error" in worker:

@@ -1,6 +1,7 @@
-"""docling integration: ``VramWorkerOrchestrator`` for docling-serve / docling-jobkit, a
-torch-free conversion (PDFs and images → DoclingDocument), and a docling OCR engine plugin
-(``vram_orchestrator.docling.plugin``) that sends docling's OCR crops to our workers.
+"""docling integration: ``VramWorkerOrchestrator`` for docling-serve / docling-jobkit and the
+``TaskConverter`` it shares with the RQ worker (:mod:`.rq`), the conversion pipelines
+(:mod:`.pipelines`: PDFs and images → DoclingDocument, every model in our workers), and a
+docling OCR engine plugin (:mod:`.plugin`) that sends docling's OCR crops to our workers.
 
 Needs ``pip install 'vram-orchestrator[docling]'``. Names are imported lazily, so the plugin
 module works where only docling is installed.
@@ -12,6 +13,8 @@ from typing import Any
 
 __all__ = [
     "PIPELINE_ENV",
+    "ConversionFailure",
+    "TaskConverter",
     "VramOrchestratorConfig",
     "VramWorkerOrchestrator",
     "pipeline_mode",
@@ -19,7 +22,9 @@ __all__ = [
 
 _LAZY = {
     "VramWorkerOrchestrator": ".orchestrator",
-    "VramOrchestratorConfig": ".orchestrator",
+    "VramOrchestratorConfig": ".converter",
+    "TaskConverter": ".converter",
+    "ConversionFailure": ".converter",
     "PIPELINE_ENV": "._options",
     "pipeline_mode": "._options",
 }

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import PurePosixPath
 from typing import Any
 
-from ._convert import ConvertedDocument
+from ._pages import ConvertedDocument
 
 __all__ = ["build_task_result", "export_content"]
 
@@ -132,15 +132,16 @@ def build_task_result(
 
     succeeded = sum(d.status == "success" for d in docs)
     partial = sum(d.status == "partial_success" for d in docs)
-    counts = {
-        "num_converted": len(docs),
-        "num_succeeded": succeeded,
-        "num_partially_succeeded": partial,
-        "num_failed": len(docs) - succeeded - partial,
-        "processing_time": seconds,
-    }
     if target_kind == "inbody" and len(docs) == 1:
-        return DoclingTaskResult(result=_export_result(docs[0], options), **counts)
-    name = f"{PurePosixPath(docs[0].name).stem}.zip" if len(docs) == 1 else None
-    archive = ZipArchiveResult(content=_zip(docs, options, doc_version), filename=name)
-    return DoclingTaskResult(result=archive, **counts)
+        result: Any = _export_result(docs[0], options)
+    else:
+        name = f"{PurePosixPath(docs[0].name).stem}.zip" if len(docs) == 1 else None
+        result = ZipArchiveResult(content=_zip(docs, options, doc_version), filename=name)
+    return DoclingTaskResult(
+        result=result,
+        num_converted=len(docs),
+        num_succeeded=succeeded,
+        num_partially_succeeded=partial,
+        num_failed=len(docs) - succeeded - partial,
+        processing_time=seconds,
+    )

@@ -37,7 +37,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 # The same origin (mimetype, hash, file name) as the text-lines conversion records.
-from ._convert import document_origin
+from ..results import AnalysisResult, Region
+from ._pages import document_origin
 
 if TYPE_CHECKING:
     from docling_core.types.doc import (
@@ -94,7 +95,7 @@ class AnalyzedPage:
     width: float
     height: float
     scale: float
-    analysis: dict[str, Any] | None
+    analysis: AnalysisResult | None
     error: str | None = None
 
     def __post_init__(self) -> None:
@@ -177,7 +178,7 @@ class _Line:
     box: Box  # image pixels
 
 
-def _lines(region: dict[str, Any]) -> list[_Line]:
+def _lines(region: Region) -> list[_Line]:
     """The region's non-empty lines with their boxes (4 corner points) as (l, t, r, b)."""
     out = []
     for line in region.get("lines") or []:
@@ -285,9 +286,14 @@ def _heading_level(text: str) -> int:
 # Captions
 
 
-def _region_box(region: dict[str, Any]) -> Box:
-    left, top, right, bottom = (float(v) for v in region["box"])
+def _box(values: Sequence[float]) -> Box:
+    """(l, t, r, b) with l <= r and t <= b, whichever way round the corners came."""
+    left, top, right, bottom = (float(v) for v in values)
     return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+
+
+def _region_box(region: Region) -> Box:
+    return _box(region["box"])
 
 
 _CAPTION_TARGETS = {"table_caption": "table", "figure_caption": "figure"}
@@ -304,7 +310,7 @@ _HEADING_MAX_WORDS = 12
 _FIGURE_MAX_TEXT_COVER = 0.35
 
 
-def _text_cover(region: dict[str, Any]) -> float:
+def _text_cover(region: Region) -> float:
     left, top, right, bottom = _region_box(region)
     area = max(right - left, 0.0) * max(bottom - top, 0.0)
     if area <= 0:
@@ -322,13 +328,13 @@ _HEADING_HEIGHT = 1.12
 _FORMULA = re.compile(r"\S\s*=\s*\S")
 
 
-def median_line_height(regions: Sequence[dict[str, Any]]) -> float:
+def median_line_height(regions: Sequence[Region]) -> float:
     """The median height of the page's lines (0 when it has none): the body text's size."""
     heights = sorted(line.box[3] - line.box[1] for region in regions for line in _lines(region))
     return heights[len(heights) // 2] if heights else 0.0
 
 
-def refined_label(region: dict[str, Any], body_height: float = 0.0) -> str:
+def refined_label(region: Region, body_height: float = 0.0) -> str:
     """The layout model's label, corrected where the text says otherwise. The model often
     boxes a short heading ("2 Method", "Requirements") as text, a caption set apart from its
     table or figure as text, an equation as a title, and an image of nothing but text as a
@@ -361,14 +367,14 @@ def refined_label(region: dict[str, Any], body_height: float = 0.0) -> str:
         and not text.rstrip().endswith((".", ",", ";", ":"))
     ):
         return "title"
-    numbered = _SECTION_NUMBER.match(text) is not None and len(text.split()) > 1
+    number = _SECTION_NUMBER.match(text)
     if (
         label == "text"
         and len(rows) == 1
-        and numbered
-        and len(text.split()) <= _HEADING_MAX_WORDS
+        and number is not None
+        and 1 < len(text.split()) <= _HEADING_MAX_WORDS
         and not text.rstrip().endswith((".", ",", ";", ":"))
-        and text[_SECTION_NUMBER.match(text).end() :][:1].isupper()
+        and text[number.end() :][:1].isupper()
     ):
         return "title"
     return label
@@ -454,7 +460,7 @@ class _PageBuilder:
         ).to_bottom_left_origin(page_height=self.page.height)
         return ProvenanceItem(page_no=self.page.page_no, bbox=bbox, charspan=(0, len(text)))
 
-    def table_data(self, region: dict[str, Any], rows: list[list[_Line]]) -> TableData:
+    def table_data(self, region: Region, rows: list[list[_Line]]) -> TableData:
         """The region's grid as ``TableData``; without a grid, one column with a row per
         text line. Cell boxes are in page units with a top-left origin, as docling's table
         model gives them."""
@@ -463,7 +469,7 @@ class _PageBuilder:
         def bbox(box: Any) -> BoundingBox | None:
             if not box:
                 return None
-            left, top, right, bottom = self.page_box(_region_box({"box": box}))
+            left, top, right, bottom = self.page_box(_box(box))
             return BoundingBox(l=left, t=top, r=right, b=bottom, coord_origin=CoordOrigin.TOPLEFT)
 
         grid = region.get("table")
@@ -507,8 +513,8 @@ class _PageBuilder:
     def add(self) -> None:
         from docling_core.types.doc import DocItemLabel
 
-        analysis = self.page.analysis or {}
-        regions = [r for r in analysis.get("regions") or [] if r.get("box")]
+        analysis = self.page.analysis
+        regions = [r for r in (analysis.get("regions") or [] if analysis else []) if r.get("box")]
         body_height = median_line_height(regions)
         labels = [refined_label(r, body_height) for r in regions]
         boxes = [_region_box(r) for r in regions]
@@ -535,7 +541,7 @@ class _PageBuilder:
         for i in ordered(footers):
             self.add_furniture(regions[i], boxes[i], DocItemLabel.PAGE_FOOTER)
 
-    def add_furniture(self, region: dict[str, Any], box: Box, label: DocItemLabel) -> None:
+    def add_furniture(self, region: Region, box: Box, label: DocItemLabel) -> None:
         from docling_core.types.doc import ContentLayer
 
         text = join_lines([_row_text(row) for row in _visual_rows(_lines(region))])
@@ -548,7 +554,7 @@ class _PageBuilder:
             )
 
     def add_captions(
-        self, target: FloatingItem, caption_ids: list[int], regions: list[dict[str, Any]]
+        self, target: FloatingItem, caption_ids: list[int], regions: list[Region]
     ) -> None:
         from docling_core.types.doc import DocItemLabel
 
@@ -566,11 +572,11 @@ class _PageBuilder:
 
     def add_region(
         self,
-        region: dict[str, Any],
+        region: Region,
         label: str,
         box: Box,
         caption_ids: list[int],
-        regions: list[dict[str, Any]],
+        regions: list[Region],
     ) -> None:
         from docling_core.types.doc import DocItemLabel
 

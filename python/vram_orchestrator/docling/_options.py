@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from .pipelines import NAMES
 
 __all__ = [
     "PIPELINE_ENV",
@@ -23,7 +24,7 @@ __all__ = [
 #: lines only), ``docling`` (docling's full pipeline, its models set to the CPU, with OCR in
 #: our workers) or ``auto`` (= layout).
 PIPELINE_ENV = "VRAM_ORCH_PIPELINE"
-_PIPELINES = ("layout", "ocr", "docling", "auto")
+_PIPELINES = (*NAMES, "auto")
 
 #: The ``to_formats`` the OCR pipeline exports (through docling-core).
 SUPPORTED_OUTPUTS = ("md", "json", "text", "html", "doctags")

@@ -1,5 +1,5 @@
-"""Torch-free conversion: PDF pages and images → text lines (text layer or OCR in our workers)
-→ a ``DoclingDocument`` with pages, text items in reading order and provenance boxes."""
+"""What every pipeline shares: the conversion settings, PDF page reading (pdfium: text
+layer, rendering, pages in parallel), the frame of a conversion and its outcome."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Protocol, TypeVar
+from typing import Any, Optional, Protocol, TypeVar
 
+from ..results import AnalysisResult, OcrResult
 from ._sources import LoadedSource, detect_kind
 
 __all__ = [
+    "PDFIUM_LOCK",
     "ConversionSettings",
     "ConvertedDocument",
     "PageLine",
-    "convert_document",
+    "TextCells",
+    "Workers",
     "convert_pages",
     "document_origin",
     "page_pixels",
@@ -29,11 +32,23 @@ __all__ = [
 
 log = logging.getLogger("vram_orchestrator.docling")
 
-#: An async OCR call: image (bytes or numpy uint8 array) → the pool's result dict.
-OcrCall = Callable[[Any], Awaitable[dict[str, Any]]]
+#: A page's own text as (text, [left, top, right, bottom]) in image pixels.
+TextCells = Optional[list[tuple[str, list[float]]]]
+
+
+class Workers(Protocol):
+    """Where a pipeline's models run: an :class:`~vram_orchestrator.OcrPool`, or a wrapper
+    around one (the CLI counts pages, the benchmarks time them)."""
+
+    async def ocr_async(self, image: Any) -> OcrResult: ...
+
+    async def analyze_async(
+        self, image: Any, *, text_cells: TextCells = None
+    ) -> AnalysisResult: ...
+
 
 # pdfium is not thread-safe: every call into it holds this lock.
-_PDFIUM = threading.Lock()
+PDFIUM_LOCK = threading.Lock()
 _MIMETYPES = {"pdf": "application/pdf", "image": "image/png"}
 
 
@@ -48,6 +63,9 @@ class ConversionSettings:
     abort_on_error: bool = False
     max_num_pages: int = 2**63 - 1
     pages_in_flight: int = 4
+    #: The request's ``ConvertDocumentsOptions`` as given (None: docling's defaults), for a
+    #: pipeline that hands them on (docling's own).
+    request: Any = None
 
     @classmethod
     def from_options(cls, options: Any, **limits: Any) -> ConversionSettings:
@@ -61,6 +79,7 @@ class ConversionSettings:
             force_ocr=bool(getattr(options, "force_ocr", False)),
             page_range=(int(first), int(last)),
             abort_on_error=bool(getattr(options, "abort_on_error", False)),
+            request=options,
             **limits,
         )
 
@@ -76,15 +95,6 @@ class PageLine:
 
 
 @dataclass
-class _Page:
-    page_no: int
-    width: float
-    height: float
-    lines: list[PageLine] = field(default_factory=list)
-    error: str | None = None
-
-
-@dataclass
 class ConvertedDocument:
     """One converted document: the document (None if it failed), its status and errors."""
 
@@ -94,16 +104,6 @@ class ConvertedDocument:
     status: str  # success | partial_success | failure
     errors: list[tuple[int | None, str]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _ocr_lines(result: dict[str, Any], scale: float) -> list[PageLine]:
-    lines = []
-    for line in result.get("lines", []):
-        xs = [p[0] for p in line["box"]]
-        ys = [p[1] for p in line["box"]]
-        box = (min(xs) / scale, min(ys) / scale, max(xs) / scale, max(ys) / scale)
-        lines.append(PageLine(line["text"], box, float(line.get("score", 1.0)), True))
-    return lines
 
 
 def _text_layer(textpage: Any, height: float) -> list[PageLine]:
@@ -139,24 +139,6 @@ def page_pixels(page: Any, s: ConversionSettings) -> Any:
         bitmap.close()
 
 
-def _load_page(pdf: Any, index: int, s: ConversionSettings) -> tuple[_Page, Any]:
-    """Text layer lines, or the page rendered at ``images_scale`` for OCR (under the lock)."""
-    with _PDFIUM:
-        page = pdf[index]
-        try:
-            width, height = page.get_size()
-            out = _Page(index + 1, float(width), float(height))
-            lines = page_text(page, height, s)
-            if lines is not None:
-                out.lines = lines
-                return out, None
-            if not s.do_ocr:
-                return out, None
-            return out, page_pixels(page, s)
-        finally:
-            page.close()
-
-
 T = TypeVar("T")
 
 
@@ -168,7 +150,7 @@ async def pdf_pages(
     import pypdfium2 as pdfium
 
     def open_pdf() -> tuple[Any, int]:
-        with _PDFIUM:
+        with PDFIUM_LOCK:
             pdf = pdfium.PdfDocument(src.data)
             return pdf, len(pdf)
 
@@ -195,36 +177,10 @@ async def pdf_pages(
     finally:
 
         def close() -> None:
-            with _PDFIUM:
+            with PDFIUM_LOCK:
                 pdf.close()
 
         await asyncio.to_thread(close)
-
-
-async def _convert_pdf(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -> list[_Page]:
-    async def one(pdf: Any, index: int) -> _Page:
-        page, array = await asyncio.to_thread(_load_page, pdf, index, s)
-        if array is not None:
-            try:
-                page.lines = _ocr_lines(await ocr(array), s.images_scale)
-            except Exception as e:
-                if s.abort_on_error:
-                    raise
-                page.error = f"page {page.page_no}: OCR failed: {e}"
-        return page
-
-    return await pdf_pages(src, s, one)
-
-
-async def _convert_image(src: LoadedSource, ocr: OcrCall, s: ConversionSettings) -> list[_Page]:
-    if not s.do_ocr:
-        raise ValueError(f"{src.name}: an image has no text without OCR, and do_ocr is false")
-    if s.page_range[0] > 1:
-        return []
-    result = await ocr(src.data)
-    page = _Page(1, float(result["width"]), float(result["height"]))
-    page.lines = _ocr_lines(result, 1.0)
-    return [page]
 
 
 def document_origin(name: str, kind: str, data: bytes) -> Any:
@@ -242,32 +198,6 @@ def document_origin(name: str, kind: str, data: bytes) -> Any:
     )
 
 
-def build_document(name: str, kind: str, data: bytes, pages: list[_Page]) -> Any:
-    """A ``DoclingDocument``: the pages with their sizes and one text item per line."""
-    from docling_core.types.doc import (
-        BoundingBox,
-        CoordOrigin,
-        DocItemLabel,
-        DoclingDocument,
-        ProvenanceItem,
-        Size,
-    )
-
-    doc = DoclingDocument(
-        name=PurePosixPath(name).stem or "document", origin=document_origin(name, kind, data)
-    )
-    for page in pages:
-        doc.add_page(page_no=page.page_no, size=Size(width=page.width, height=page.height))
-        for line in page.lines:
-            left, top, right, bottom = line.box
-            bbox = BoundingBox(
-                l=left, t=top, r=right, b=bottom, coord_origin=CoordOrigin.TOPLEFT
-            ).to_bottom_left_origin(page_height=page.height)
-            prov = ProvenanceItem(page_no=page.page_no, bbox=bbox, charspan=(0, len(line.text)))
-            doc.add_text(label=DocItemLabel.TEXT, text=line.text, orig=line.text, prov=prov)
-    return doc
-
-
 P = TypeVar("P", bound="_PageLike")
 
 
@@ -278,15 +208,27 @@ class _PageLike(Protocol):
 
 async def convert_pages(
     src: LoadedSource,
-    read: Callable[[str], Awaitable[list[P]]],
+    workers: Workers,
+    settings: ConversionSettings,
+    *,
+    pdf: Callable[[LoadedSource, Workers, ConversionSettings], Awaitable[list[P]]],
+    image: Callable[[LoadedSource, Workers, ConversionSettings], Awaitable[list[P]]],
     build: Callable[[str, str, bytes, list[P]], Any],
     count: Callable[[list[P]], str],
 ) -> ConvertedDocument:
-    """The frame of a conversion: ``read(kind)`` the pages, ``build`` the document (in a
-    thread), collect the pages' errors, log what ``count`` says of the pages."""
+    """The frame of a pipeline's conversion: read the pages (``pdf`` or ``image``, by what
+    the bytes are), ``build`` the document (in a thread), collect the pages' errors, log
+    what ``count`` says of the pages. An image is one page, read only with OCR."""
     started = time.monotonic()
     kind = detect_kind(src.name, src.data)
-    pages = await read(kind)
+    if kind == "pdf":
+        pages = await pdf(src, workers, settings)
+    elif not settings.do_ocr:
+        raise ValueError(f"{src.name}: an image has no text without OCR, and do_ocr is false")
+    elif settings.page_range[0] > 1:
+        pages = []
+    else:
+        pages = await image(src, workers, settings)
     errors: list[tuple[int | None, str]] = [(p.page_no, p.error) for p in pages if p.error]
     document = await asyncio.to_thread(build, src.name, kind, src.data, pages)
     status = "partial_success" if errors else "success"
@@ -300,19 +242,3 @@ async def convert_pages(
         seconds,
     )
     return ConvertedDocument(src.name, kind, document, status, errors, seconds)
-
-
-async def convert_document(
-    src: LoadedSource, ocr: OcrCall, settings: ConversionSettings
-) -> ConvertedDocument:
-    """Converts one PDF or image; OCR goes through ``ocr`` (our worker pool)."""
-
-    async def read(kind: str) -> list[_Page]:
-        if kind == "pdf":
-            return await _convert_pdf(src, ocr, settings)
-        return await _convert_image(src, ocr, settings)
-
-    def count(pages: list[_Page]) -> str:
-        return f"{sum(len(p.lines) for p in pages)} line(s)"
-
-    return await convert_pages(src, read, build_document, count)

@@ -1,4 +1,5 @@
-"""``VramWorkerOrchestrator``: docling-jobkit's ``BaseOrchestrator`` with OCR in our workers."""
+"""``VramWorkerOrchestrator``: docling-jobkit's ``BaseOrchestrator`` with every model in our
+workers: the queue, task states and results here, the conversion in :mod:`.converter`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from docling.datamodel.service.tasks import TaskType
@@ -15,56 +15,17 @@ from docling_jobkit.datamodel.task import Task, TaskSource, TaskTarget, validate
 from docling_jobkit.datamodel.task_meta import TaskStatus
 from docling_jobkit.orchestrators.base_orchestrator import BaseOrchestrator, OrchestratorError
 
-from ..errors import VramOrchestratorError
 from ..settings import Settings
-from ._convert import ConversionSettings, ConvertedDocument, convert_document
-from ._export import build_task_result
-from ._layout_convert import convert_with_layout, pool_analyze
-from ._options import pipeline_mode, unsupported_options
-from ._pool_handle import PoolHolder
-from ._sources import load_source
+from .converter import (
+    ConversionFailure,
+    TaskConverter,
+    VramOrchestratorConfig,
+    failure_category,
+)
 
 __all__ = ["VramOrchestratorConfig", "VramWorkerOrchestrator"]
 
 log = logging.getLogger("vram_orchestrator.docling")
-
-#: The targets results can go to: the response body, or a zip in it.
-_TARGET_KINDS = ("inbody", "zip")
-
-
-@dataclass
-class VramOrchestratorConfig:
-    """Settings of :class:`VramWorkerOrchestrator` (the OCR pool reads its own environment).
-
-    ``pool_settings`` are :class:`~vram_orchestrator.OcrPool` keywords; ``num_workers`` is how
-    many tasks convert at once; ``result_removal_delay`` how long a fetched result is kept;
-    ``pipeline`` overrides ``VRAM_ORCH_PIPELINE`` (layout, ocr, docling or auto).
-    """
-
-    num_workers: int = 2
-    result_removal_delay: float = 300.0
-    max_file_size: int | None = None
-    max_num_pages: int = 2**63 - 1
-    pages_in_flight: int = 4
-    pipeline: str | None = None
-    pool_settings: dict[str, Any] = field(default_factory=dict)
-    allowed_target_kinds: set[str] = field(default_factory=lambda: set(_TARGET_KINDS))
-
-
-class _TaskFailure(Exception):
-    """A task failure whose message is meant for the caller as is."""
-
-    def __init__(self, message: str, category: str = "backend_failure") -> None:
-        super().__init__(message)
-        self.category = category
-
-
-def _category(error: BaseException) -> str:
-    if isinstance(error, asyncio.TimeoutError):
-        return "timeout"
-    if isinstance(error, VramOrchestratorError):
-        return "inference_failure"
-    return "backend_failure"
 
 
 class VramWorkerOrchestrator(BaseOrchestrator):
@@ -77,18 +38,17 @@ class VramWorkerOrchestrator(BaseOrchestrator):
     """
 
     def __init__(self, config: VramOrchestratorConfig | None = None) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.config = config or VramOrchestratorConfig()
         self.allowed_target_kinds = set(self.config.allowed_target_kinds)
-        self.pipeline = pipeline_mode(requested=self.config.pipeline)
-        self._pools = PoolHolder(self.config.pool_settings)
+        self.converter = TaskConverter(self.config)
+        self.pipeline = self.converter.pipeline
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self.queue_list: list[str] = []
         self._results: dict[str, DoclingTaskResult] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._processing = False
-        self._docling: Any = None
         log.info(
             "VramWorkerOrchestrator: pipeline %s, %d task(s) at once",
             self.pipeline,
@@ -216,7 +176,7 @@ class VramWorkerOrchestrator(BaseOrchestrator):
             self._processing = False
             for job in list(running):
                 job.cancel()
-            self._pools.close()
+            self.converter.close()
             log.info("queue processing stopped; OCR pool closed")
 
     async def _run_guarded(self, task_id: str, gate: asyncio.Semaphore) -> None:
@@ -252,16 +212,13 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         await self._notify(task_id, positions=True)
         started = time.monotonic()
         try:
-            result = await self.execute(task)
+            result = await self.converter.convert(task)
         except asyncio.CancelledError:
             self._fail(task, "the service shut down before the task finished", "internal")
             raise
         except Exception as e:
-            if isinstance(e, _TaskFailure):
-                message, category = str(e), e.category
-            else:
-                message, category = f"{type(e).__name__}: {e}", _category(e)
-            self._fail(task, message, category)
+            message = str(e) if isinstance(e, ConversionFailure) else f"{type(e).__name__}: {e}"
+            self._fail(task, message, failure_category(e))
             log.warning("task %s failed: %s", task_id, message)
         else:
             self._results[task_id] = result
@@ -292,94 +249,12 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         task.sources = []
         task.set_status(TaskStatus.FAILURE)
 
-    async def execute(self, task: Task) -> DoclingTaskResult:
-        """Converts one task now, outside the queue (the RQ worker's entry): the result, or
-        an exception whose message is meant for the caller."""
-        if task.task_type != TaskType.CONVERT:
-            raise _policy(
-                f"task type {task.task_type.value!r} is not supported by VramWorkerOrchestrator "
-                "(convert only)"
-            )
-        options = task.convert_options
-        if options is not None and getattr(options, "chunking_options", None) is not None:
-            raise _policy("chunking_options are not supported by VramWorkerOrchestrator")
-        problems = unsupported_options(options, pipeline=self.pipeline)
-        if problems:
-            raise _policy(
-                "VramWorkerOrchestrator cannot honour these options: "
-                + "; ".join(problems)
-                + ". Drop them, or run docling's full pipeline (pip install docling, "
-                "VRAM_ORCH_PIPELINE=docling)."
-            )
-        targets = task.targets or []
-        if len(targets) != 1:
-            raise _policy("VramWorkerOrchestrator writes to exactly one target (inbody or zip)")
-        kind = str(getattr(targets[0], "kind", "inbody"))
-        if kind not in _TARGET_KINDS:
-            raise _policy(
-                f"target kind {kind!r} is not supported by VramWorkerOrchestrator (it returns "
-                "results in the response: inbody or zip)"
-            )
-        started = time.monotonic()
-        docs = await self._convert_all(task, options)
-        if all(d.document is None for d in docs):
-            raise _TaskFailure("; ".join(m for d in docs for _, m in d.errors) or "no document")
-        return await asyncio.to_thread(
-            build_task_result,
-            docs,
-            options,
-            kind,
-            time.monotonic() - started,
-            task.target_document_version,
-        )
-
-    async def _convert_all(self, task: Task, options: Any) -> list[ConvertedDocument]:
-        with self._pools.use() as pool:
-            max_bytes = self.config.max_file_size or pool.settings.max_input_bytes
-            settings = ConversionSettings.from_options(
-                options,
-                max_num_pages=self.config.max_num_pages,
-                pages_in_flight=self.config.pages_in_flight,
-            )
-            timeout = getattr(options, "document_timeout", None) if options else None
-            docs: list[ConvertedDocument] = []
-            for index, source in enumerate(task.sources):
-                name = getattr(source, "name", None) or getattr(source, "filename", None)
-                name = str(name or f"document_{index}")
-                try:
-                    loaded = await asyncio.to_thread(
-                        load_source, source, index, max_bytes=max_bytes
-                    )
-                    name = loaded.name
-                    if self.pipeline == "docling":
-                        from ._full_pipeline import convert_with_docling
-
-                        coro = asyncio.to_thread(convert_with_docling, self, loaded, options, pool)
-                    elif self.pipeline == "layout":
-                        coro = convert_with_layout(loaded, pool_analyze(pool), settings)
-                    else:
-                        coro = convert_document(loaded, pool.ocr_async, settings)
-                    docs.append(await asyncio.wait_for(coro, timeout) if timeout else await coro)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    message = (
-                        f"{name}: took longer than document_timeout={timeout} s"
-                        if isinstance(e, asyncio.TimeoutError)
-                        else f"{name}: {e}"
-                    )
-                    if settings.abort_on_error or len(task.sources) == 1:
-                        raise _TaskFailure(message, _category(e)) from e
-                    failed = ConvertedDocument(name, "unknown", None, "failure", [(None, message)])
-                    docs.append(failed)
-            return docs
-
     # ---- service hooks ------------------------------------------------------------------
 
     async def warm_up_caches(self) -> None:
         """Resolves the worker, models and ONNX Runtime (downloading models if needed);
         starts workers ahead only when they are kept warm (FREE_VRAM_ON_IDLE off)."""
-        pool = await asyncio.to_thread(self._pools.get)
+        pool = await asyncio.to_thread(self.converter.pool)
         if not pool.settings.free_vram_on_idle:
             await asyncio.to_thread(pool.warm_up)
 
@@ -387,20 +262,13 @@ class VramWorkerOrchestrator(BaseOrchestrator):
         """Ends the idle OCR workers now (their VRAM returns at once); busy ones finish
         their task first and the next task starts a fresh worker. A pool that was closed
         under us is replaced."""
-        self._docling = None
-        pool = self._pools.peek()
-        if pool is not None and not pool.closed:
-            pool.release_idle()
-            log.info("clear_converters: idle workers ended")
-            return
-        closed = await self._pools.retire()
-        log.info("clear_converters: %s", "pool replaced" if closed else "no pool open")
+        await self.converter.clear()
 
     async def check_connection(self) -> None:
         """Raises ``OrchestratorError`` when the OCR pool cannot be used (setup broken,
         pool closed under us)."""
         try:
-            pool = await asyncio.to_thread(self._pools.get)
+            pool = await asyncio.to_thread(self.converter.pool)
         except Exception as e:
             raise OrchestratorError(f"the OCR pool cannot start: {e}") from e
         if pool.closed:
@@ -410,18 +278,14 @@ class VramWorkerOrchestrator(BaseOrchestrator):
 
     def pool_info(self) -> dict[str, Any] | None:
         """``runtime_info()`` of the current OCR pool (None when none is open)."""
-        pool = self._pools.peek()
+        pool = self.converter.current_pool()
         return None if pool is None else pool.runtime_info()
 
     @property
     def pool_settings(self) -> Settings:
         """The settings the OCR pool is created with."""
-        return Settings.load(self.config.pool_settings)
+        return self.converter.pool_settings
 
     async def close(self) -> None:
         """Closes the OCR pool (queued OCR fails with PoolClosed)."""
-        await asyncio.to_thread(self._pools.close)
-
-
-def _policy(message: str) -> _TaskFailure:
-    return _TaskFailure(message, "policy")
+        await asyncio.to_thread(self.converter.close)

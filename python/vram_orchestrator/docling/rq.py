@@ -49,7 +49,7 @@ from rq.job import Job
 from rq import Queue, SimpleWorker, get_current_job
 
 from ..errors import ConfigError
-from .orchestrator import VramOrchestratorConfig, VramWorkerOrchestrator, _TaskFailure
+from .converter import ConversionFailure, TaskConverter, VramOrchestratorConfig
 
 __all__ = [
     "CLEAR_FUNCTIONS",
@@ -210,7 +210,7 @@ class VramRQJob(Job):
     a message (nothing is imported by name)."""
 
     @property
-    def func(self) -> Callable[..., Any]:  # type: ignore[override]
+    def func(self) -> Callable[..., Any]:
         handler = _HANDLERS.get(self.func_name or "")
         if handler is None:
             raise ConfigError(
@@ -225,8 +225,8 @@ class VramRQWorker(SimpleWorker):
 
     Configured by docling-serve's ``DOCLING_SERVE_ENG_RQ_*`` variables (or
     ``orchestrator_config``) and ours (``VRAM_ORCH_*``: device, pipeline, idle release...).
-    One job at a time (SimpleWorker: no fork, the OCR pool stays between jobs); the
-    conversion pipeline is :class:`VramWorkerOrchestrator`'s.
+    One job at a time (SimpleWorker: no fork, the OCR pool stays between jobs); conversions
+    go through the same :class:`~.converter.TaskConverter` as ``VramWorkerOrchestrator``'s.
     """
 
     job_class = VramRQJob
@@ -255,7 +255,7 @@ class VramRQWorker(SimpleWorker):
             kwargs["job_class"] = VramRQJob
         super().__init__(queues, *args, **kwargs)
         config = converter_config or VramOrchestratorConfig(num_workers=1)
-        self.converter = VramWorkerOrchestrator(config)
+        self.converter = TaskConverter(config)
         self._loop = asyncio.new_event_loop()
         #: The signal of a cold shutdown (SIGTERM or SIGINT during a job), else None.
         self.stopped_by: signal.Signals | None = None
@@ -299,7 +299,7 @@ class VramRQWorker(SimpleWorker):
         log.info("job %s: converting %d source(s)", task.task_id, len(task.sources))
         result_key = None
         try:
-            result = self._loop.run_until_complete(self.converter.execute(task))
+            result = self._loop.run_until_complete(self.converter.convert(task))
             packed = msgpack.packb(make_msgpack_safe(result.model_dump()), use_bin_type=True)
             result_key = f"{cfg.results_prefix}:{task.task_id}"
             conn.setex(result_key, cfg.results_ttl, packed)
@@ -326,7 +326,7 @@ class VramRQWorker(SimpleWorker):
 
     def clear_converters(self) -> None:
         """clear_cache_task: idle OCR workers end now, so their memory returns."""
-        self._loop.run_until_complete(self.converter.clear_converters())
+        self._loop.run_until_complete(self.converter.clear())
 
     # ---- plumbing -----------------------------------------------------------------------
 
@@ -352,14 +352,14 @@ class VramRQWorker(SimpleWorker):
         """SIGTERM / SIGINT: during a conversion, a cold shutdown: RQ is told to stop, and
         the job is interrupted now (it fails, reported as such; the OCR workers end).
         Otherwise RQ's own stop."""
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
         if VramRQWorker.current is self and self.stopped_by is None:
             self.stopped_by = signal.Signals(signum)
             raise ColdShutdown(f"{self.stopped_by.name} while the job ran")
 
     def converter_close(self) -> None:
         """Closes the OCR pool: its workers end (their GPU memory returns)."""
-        self._loop.run_until_complete(self.converter.close())
+        self.converter.close()
 
     def teardown(self) -> None:
         """RQ's end of work(): the OCR pool closes with the worker."""
@@ -367,13 +367,13 @@ class VramRQWorker(SimpleWorker):
             self.converter_close()
         finally:
             self._loop.close()
-            super().teardown()
+            super().teardown()  # type: ignore[no-untyped-call]
 
 
 def _public_message(error: BaseException) -> str:
     """What the API shows: our failures are written for the caller; others go through
     docling-jobkit's public error text (no internals)."""
-    if isinstance(error, _TaskFailure):
+    if isinstance(error, ConversionFailure):
         return str(error)
     if isinstance(error, ColdShutdown):
         return f"the worker stopped before the job finished ({error}); resubmit the task"

@@ -167,7 +167,7 @@ class ScriptedWorker:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "scripted-worker"
-        self._config = {
+        self._config: dict[str, Any] = {
             "gpu": str(gpu.path) if gpu else None,
             "context_mb": context_mb,
             "task_mb": task_mb,

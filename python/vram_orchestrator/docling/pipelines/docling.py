@@ -9,16 +9,24 @@ choose a device of their own; ``tests/test_service_cuda_free.py`` checks it."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import threading
 import time
 from typing import Any
 
-from ..pool import OcrPool
-from ._convert import ConvertedDocument
-from ._sources import LoadedSource
+from ...pool import OcrPool
+from .._pages import ConversionSettings, ConvertedDocument, Workers
+from .._sources import LoadedSource
 
-__all__ = ["convert_with_docling", "pipeline_options"]
+__all__ = ["clear_converters", "convert", "converter_for", "pipeline_options"]
+
+#: docling converters by the request options they were built for (building one loads
+#: docling's models: worth keeping while the options repeat). A few option sets at most.
+_CONVERTERS: dict[str, Any] = {}
+_CONVERTERS_MAX = 4
+_CONVERTERS_LOCK = threading.Lock()
 
 
 def pipeline_options(options: Any) -> Any:
@@ -31,7 +39,7 @@ def pipeline_options(options: Any) -> Any:
     from docling.datamodel.accelerator_options import AcceleratorDevice, AcceleratorOptions
     from docling.datamodel.pipeline_options import OcrMode, PdfPipelineOptions
 
-    from .plugin import VramOcrOptions
+    from ..plugin import VramOcrOptions
 
     forced = bool(getattr(options, "force_ocr", False))
     ocr = VramOcrOptions(mode=OcrMode.FULL_PAGE) if forced else VramOcrOptions()
@@ -51,7 +59,8 @@ def pipeline_options(options: Any) -> Any:
     )
 
 
-def _converter(orchestrator: Any, options: Any) -> Any:
+def converter_for(options: Any) -> Any:
+    """docling's ``DocumentConverter`` for the request ``options`` (kept for reuse)."""
     from docling.datamodel.base_models import InputFormat
     from docling.document_converter import DocumentConverter, ImageFormatOption, PdfFormatOption
 
@@ -59,9 +68,9 @@ def _converter(orchestrator: Any, options: Any) -> Any:
     # initialising the CUDA driver (libcuda mapped into this process) unless it may ask NVML.
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     key = options.model_dump_json() if options is not None else ""
-    cache = orchestrator._docling if isinstance(orchestrator._docling, dict) else {}
-    if key in cache:
-        return cache[key]
+    with _CONVERTERS_LOCK:
+        if key in _CONVERTERS:
+            return _CONVERTERS[key]
     pipeline = pipeline_options(options)
     converter = DocumentConverter(
         format_options={
@@ -69,22 +78,27 @@ def _converter(orchestrator: Any, options: Any) -> Any:
             InputFormat.IMAGE: ImageFormatOption(pipeline_options=pipeline),
         }
     )
-    cache[key] = converter
-    orchestrator._docling = cache
+    with _CONVERTERS_LOCK:
+        while len(_CONVERTERS) >= _CONVERTERS_MAX:
+            _CONVERTERS.pop(next(iter(_CONVERTERS)))  # the oldest
+        _CONVERTERS[key] = converter
     return converter
 
 
-def convert_with_docling(
-    orchestrator: Any, src: LoadedSource, options: Any, pool: OcrPool
-) -> ConvertedDocument:
-    """Converts one document with docling's pipeline (runs in a thread)."""
+def clear_converters() -> None:
+    """Forgets the kept converters (and so docling's models)."""
+    with _CONVERTERS_LOCK:
+        _CONVERTERS.clear()
+
+
+def _convert_now(src: LoadedSource, pool: OcrPool, options: Any) -> ConvertedDocument:
     from docling.datamodel.base_models import DocumentStream
 
-    from .plugin import set_pool
+    from ..plugin import set_pool
 
     set_pool(pool)
     started = time.monotonic()
-    result = _converter(orchestrator, options).convert(
+    result = converter_for(options).convert(
         DocumentStream(name=src.name, stream=io.BytesIO(src.data)), raises_on_error=False
     )
     status = str(getattr(result.status, "value", result.status))
@@ -98,3 +112,12 @@ def convert_with_docling(
         errors,
         time.monotonic() - started,
     )
+
+
+async def convert(
+    src: LoadedSource, workers: Workers, settings: ConversionSettings
+) -> ConvertedDocument:
+    """Converts one document with docling's pipeline (in a thread), OCR in ``workers``."""
+    if not isinstance(workers, OcrPool):
+        raise TypeError("docling's pipeline sends its OCR to an OcrPool, not a wrapper")
+    return await asyncio.to_thread(_convert_now, src, workers, settings.request)

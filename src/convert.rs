@@ -333,7 +333,7 @@ pub fn analyze_request(d: &Bound<'_, PyDict>) -> PyResult<AnalyzeRequest> {
     })
 }
 
-/// The result dict of DESIGN.md.
+/// The result dict (its keys: docs/usage.md, "Results").
 pub fn result_dict<'py>(py: Python<'py>, s: &TaskSuccess) -> PyResult<Bound<'py, PyDict>> {
     let line_dicts = s
         .result

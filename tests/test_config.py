@@ -75,7 +75,7 @@ def test_keywords_override_environment_and_unknown_keywords_fail(monkeypatch):
         Settings.load({"max_wrokers": 1})
 
 
-def test_defaults_and_readme_table_cover_every_variable():
+def test_defaults_and_docs_table_cover_every_variable():
     s = Settings.load(environ={})
     assert s.free_vram_on_idle is True and s.idle_timeout_s == 0 and s.task_timeout_s == 600
     table = markdown_table()
@@ -83,9 +83,11 @@ def test_defaults_and_readme_table_cover_every_variable():
         assert f"`{var.name}" in table
 
 
-def test_readme_configuration_table_matches_the_code():
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert markdown_table() in readme, "regenerate it: python -m vram_orchestrator.settings"
+def test_docs_configuration_table_matches_the_code():
+    page = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert markdown_table() in page, (
+        "regenerate the table in docs/configuration.md: python -m vram_orchestrator.settings"
+    )
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 0, -1, 10**30, "ppocr-v9", ""])
@@ -108,8 +110,8 @@ def test_number_like_cuda_defaults_are_refused_with_the_allowed_names(value):
 
 
 def test_every_default_is_the_settings_field_default():
-    """Defaults are written once, on the Settings fields; the variables and the README's
-    table read them from there."""
+    """Defaults are written once, on the Settings fields; the variables and the table in
+    docs/configuration.md read them from there."""
     defaults = Settings()
     assert Settings.load(environ={}) == defaults
     for var in ENV_VARS:

@@ -194,7 +194,8 @@ def _setting(
 @dataclass(frozen=True)
 class Settings:
     """Validated settings of one pool. Each field is declared once, here, with its default,
-    parser and meaning; :data:`ENV_VARS` and the README's table are read from these."""
+    parser and meaning; :data:`ENV_VARS` and the table in docs/configuration.md are read
+    from these."""
 
     free_vram_on_idle: bool = _setting(
         True,
@@ -401,8 +402,8 @@ def _env_var(f: Field[Any]) -> EnvVar:
     return EnvVar(name, f.name, meta["parse"], f.default, meta["doc"], meta["aliases"])
 
 
-#: The whole configuration surface, read from :class:`Settings`. The README's table is
-#: generated from it (``python -m vram_orchestrator.settings``).
+#: The whole configuration surface, read from :class:`Settings`. The table in
+#: docs/configuration.md is generated from it (``python -m vram_orchestrator.settings``).
 ENV_VARS: tuple[EnvVar, ...] = tuple(_env_var(f) for f in fields(Settings) if "parse" in f.metadata)
 
 _BY_KEYWORD = {k: v for v in ENV_VARS for k in v.keywords}
@@ -441,7 +442,7 @@ def _parse(var: EnvVar, text: str, where: str) -> Any:
 
 
 def markdown_table() -> str:
-    """The configuration table of the README."""
+    """The configuration table of docs/configuration.md."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for var in ENV_VARS:
         name = f"`{var.name}`" + "".join(f" (alias `{a}`)" for a in var.aliases)

@@ -26,6 +26,7 @@ __all__ = [
     "convert_pages",
     "document_origin",
     "page_pixels",
+    "page_step",
     "page_text",
     "pdf_pages",
 ]
@@ -199,11 +200,26 @@ def document_origin(name: str, kind: str, data: bytes) -> Any:
 
 
 P = TypeVar("P", bound="_PageLike")
+R = TypeVar("R")
 
 
 class _PageLike(Protocol):
     page_no: int
     error: str | None
+
+
+async def page_step(
+    page: _PageLike, what: str, call: Awaitable[R], s: ConversionSettings
+) -> R | None:
+    """``call``'s result for one page of a PDF. If it fails, the page carries the error and
+    this returns None, so the other pages go on; with ``abort_on_error`` it raises."""
+    try:
+        return await call
+    except Exception as e:
+        if s.abort_on_error:
+            raise
+        page.error = f"page {page.page_no}: {what} failed: {e}"
+        return None
 
 
 async def convert_pages(

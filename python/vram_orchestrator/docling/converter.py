@@ -61,6 +61,10 @@ class ConversionFailure(Exception):
         super().__init__(message)
         self.category = category
 
+    def __reduce__(self) -> tuple[type[ConversionFailure], tuple[str, str]]:
+        # Pickled with its category (an exception pickles only its args by default).
+        return (type(self), (str(self), self.category))
+
     @classmethod
     def policy(cls, message: str) -> ConversionFailure:
         """A request this converter does not serve (options, task type, target)."""

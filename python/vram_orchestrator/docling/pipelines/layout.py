@@ -16,6 +16,7 @@ from .._pages import (
     Workers,
     convert_pages,
     page_pixels,
+    page_step,
     page_text,
     pdf_pages,
 )
@@ -48,12 +49,8 @@ async def _read_pdf(
         if cells is None and not s.do_ocr:
             # No text layer and no OCR wanted: the layout alone, with no text.
             cells = []
-        try:
-            page.analysis = await workers.analyze_async(array, text_cells=cells)
-        except Exception as e:
-            if s.abort_on_error:
-                raise
-            page.error = f"page {page.page_no}: analysis failed: {e}"
+        call = workers.analyze_async(array, text_cells=cells)
+        page.analysis = await page_step(page, "analysis", call, s)
         return page
 
     return await pdf_pages(src, s, one)

@@ -19,6 +19,7 @@ from .._pages import (
     convert_pages,
     document_origin,
     page_pixels,
+    page_step,
     page_text,
     pdf_pages,
 )
@@ -68,12 +69,9 @@ async def _read_pdf(src: LoadedSource, workers: Workers, s: ConversionSettings) 
     async def one(pdf: Any, index: int) -> _Page:
         page, array = await asyncio.to_thread(_load_page, pdf, index, s)
         if array is not None:
-            try:
-                page.lines = _ocr_lines(await workers.ocr_async(array), s.images_scale)
-            except Exception as e:
-                if s.abort_on_error:
-                    raise
-                page.error = f"page {page.page_no}: OCR failed: {e}"
+            result = await page_step(page, "OCR", workers.ocr_async(array), s)
+            if result is not None:
+                page.lines = _ocr_lines(result, s.images_scale)
         return page
 
     return await pdf_pages(src, s, one)
